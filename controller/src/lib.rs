@@ -1,0 +1,3 @@
+//! mesos-operator: Kubernetes resources for Apache Mesos, Marathon and ZooKeeper.
+
+pub mod quorum;

@@ -1,0 +1,1 @@
+//! The membership planner: a pure state machine for ZooKeeper and Mesos master changes.

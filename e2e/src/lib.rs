@@ -1,0 +1,1 @@
+//! Test harness for mesos-operator: local control plane, node runner and simulators.

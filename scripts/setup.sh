@@ -15,6 +15,12 @@ done
 # One list for the whole project; each entry says who needs it.
 APT_PACKAGES=(
   openssl     # serving certs and service-account keys for the local apiserver
+  etcd-server    # e2e: the local control plane's etcd (3.4.23 works with kube-apiserver v1.37.2)
+  iproute2       # e2e node runner: pod network namespaces, bridge, veth pairs
+  util-linux     # e2e node runner: nsenter/unshare for pod mount namespaces
+  zookeeper      # e2e node runner: runs `zookeeper:*` images as Debian's ZooKeeper
+  busybox        # e2e tests: `busybox:*` test images (httpd, nc, sleep)
+  netcat-openbsd # e2e tests: tcp probes and DNS-name checks between pods
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -24,3 +30,8 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# --- e2e: Kubernetes control plane binaries (issue 4) ---------------------------
+# kube-apiserver, kube-controller-manager and kubectl built from the Go module proxy, cached per
+# version under ${XDG_CACHE_HOME:-$HOME/.cache}/mesos-operator/ (cold: ~10 min on 2 cores; cached: seconds).
+e2e/control-plane/build.sh >/dev/null

@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    print!("{}", mesos_operator::crd::to_yaml().unwrap());
+}

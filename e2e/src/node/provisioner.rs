@@ -1,0 +1,158 @@
+//! The `local-dir` StorageClass (the cluster default): a directory and a PersistentVolume per
+//! claim, bound at once; when the claim is gone the directory is wiped and the PV deleted.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+pub const STORAGE_CLASS: &str = "local-dir";
+const PROVISIONER: &str = "mesos-operator.dev/local-dir";
+
+/// Creates the default StorageClass (idempotent).
+pub async fn install(client: &Client) -> Result<(), kube::Error> {
+    let sc: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": STORAGE_CLASS,
+                     "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "Immediate"
+    }))
+    .map_err(kube::Error::SerdeError)?;
+    match Api::<StorageClass>::all(client.clone())
+        .create(&PostParams::default(), &sc)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The directory of a PV provisioned under `root`.
+pub fn volume_dir(root: &Path, pv: &str) -> PathBuf {
+    root.join(pv)
+}
+
+/// One provisioning pass: binds new claims, deletes and wipes volumes of vanished claims.
+pub async fn sync(client: &Client, root: &Path) -> Result<(), kube::Error> {
+    let claims: Api<PersistentVolumeClaim> = Api::all(client.clone());
+    let claim_list = claims.list(&ListParams::default()).await?;
+    let live: HashSet<String> = claim_list
+        .iter()
+        .filter_map(|c| c.metadata.uid.clone())
+        .collect();
+    for claim in &claim_list {
+        let spec = claim.spec.clone().unwrap_or_default();
+        let ours = spec
+            .storage_class_name
+            .as_deref()
+            .is_none_or(|c| c == STORAGE_CLASS);
+        let unbound = spec.volume_name.as_deref().unwrap_or_default().is_empty();
+        if ours && unbound && claim.metadata.deletion_timestamp.is_none() {
+            provision(client, root, claim).await?;
+        }
+    }
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    for pv in volumes.list(&ListParams::default()).await? {
+        let spec = pv.spec.clone().unwrap_or_default();
+        let name = pv.metadata.name.clone().unwrap_or_default();
+        let claim_uid = spec.claim_ref.as_ref().and_then(|r| r.uid.clone());
+        let dir = spec.host_path.as_ref().map(|h| PathBuf::from(&h.path));
+        let mine = dir.as_ref().is_some_and(|d| d.starts_with(root));
+        if !mine || claim_uid.as_ref().is_none_or(|uid| live.contains(uid)) {
+            continue;
+        }
+        if let Some(dir) = dir
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(pv = %name, error = %e, "wiping volume directory");
+        }
+        // The pv-protection controller releases its finalizer only once the PV is not Bound.
+        let _ = volumes
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"phase": "Released"}})),
+            )
+            .await;
+        match volumes.delete(&name, &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn provision(
+    client: &Client,
+    root: &Path,
+    claim: &PersistentVolumeClaim,
+) -> Result<(), kube::Error> {
+    let ns = claim.metadata.namespace.clone().unwrap_or_default();
+    let name = claim.metadata.name.clone().unwrap_or_default();
+    let uid = claim.metadata.uid.clone().unwrap_or_default();
+    let spec = claim.spec.clone().unwrap_or_default();
+    let pv_name = format!("pvc-{uid}");
+    let dir = volume_dir(root, &pv_name);
+    std::fs::create_dir_all(&dir).map_err(|e| kube::Error::Service(Box::new(e)))?;
+    let size = spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage").cloned())
+        .map(|q| q.0)
+        .unwrap_or_else(|| "1Gi".into());
+    let access = spec
+        .access_modes
+        .clone()
+        .unwrap_or_else(|| vec!["ReadWriteOnce".into()]);
+    let pv: PersistentVolume = serde_json::from_value(json!({
+        "metadata": {"name": pv_name, "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER}},
+        "spec": {
+            "capacity": {"storage": size},
+            "accessModes": access,
+            "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": STORAGE_CLASS,
+            "hostPath": {"path": dir.display().to_string(), "type": "Directory"},
+            "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                         "namespace": ns, "name": name, "uid": uid}
+        }
+    }))
+    .map_err(kube::Error::SerdeError)?;
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    match volumes.create(&PostParams::default(), &pv).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(e),
+    }
+    volumes
+        .patch_status(
+            &pv_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Bound"}})),
+        )
+        .await?;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    claims
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"volumeName": pv_name}})),
+        )
+        .await?;
+    claims
+        .patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Bound", "accessModes": access, "capacity": {"storage": size}}})),
+        )
+        .await?;
+    Ok(())
+}

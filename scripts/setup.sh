@@ -31,6 +31,19 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# --- Helm, to render charts/mesos-operator and check the committed manifests ---------------
+# Debian has no helm package; it is a Go module, so build it once and cache it per version.
+HELM_VERSION=v3.22.0
+HELM_BIN="${XDG_CACHE_HOME:-$HOME/.cache}/mesos-operator/helm/$HELM_VERSION/helm"
+if [ ! -x "$HELM_BIN" ]; then
+  log "building helm $HELM_VERSION (about 3 minutes the first time)"
+  start=$SECONDS
+  GOBIN="$(dirname "$HELM_BIN")" GOFLAGS=-trimpath CGO_ENABLED=0 \
+    GOCACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mesos-operator/go/build" GOMODCACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mesos-operator/go/mod" \
+    go install -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  log "helm built in $((SECONDS - start)) s"
+fi
+
 # --- e2e: Kubernetes control plane binaries (issue 4) ---------------------------
 # kube-apiserver, kube-controller-manager and kubectl built from the Go module proxy, cached per
 # version under ${XDG_CACHE_HOME:-$HOME/.cache}/mesos-operator/ (cold: ~10 min on 2 cores; cached: seconds).

@@ -1,5 +1,10 @@
 //! mesos-operator: Kubernetes resources for Apache Mesos, Marathon and ZooKeeper.
 
+pub mod controllers;
 pub mod crd;
+pub mod http;
+pub mod leader;
+pub mod metrics;
 pub mod quorum;
+pub mod telemetry;
 pub mod validation;

@@ -26,7 +26,7 @@ use super::{ABSOLUTE_PATH_PATTERN, ClusterRef, NAME_RULE, NAME_RULE_MESSAGE, cel
     printcolumn = r#"{"name":"Role","type":"string","jsonPath":".spec.role"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    validation = kube::core::Rule::new(NAME_RULE).message(NAME_RULE_MESSAGE).field_path(".metadata.name")
+    validation = kube::core::Rule::new(NAME_RULE).message(NAME_RULE_MESSAGE)
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = kube::core::Rule::new("self.disks.exists(d, d.mountPath == self.workDir)").message(WORK_DIR_DISK_MESSAGE).field_path(".disks"))]
@@ -55,7 +55,7 @@ pub struct MesosAgentPoolSpec {
     /// Names and text values use letters, digits and `_/.-`; values may also be numbers, ranges
     /// such as `[1000-1500]` or sets such as `{a,b}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = 64))]
+    #[schemars(extend("maxProperties" = 64, "additionalProperties" = {"type": "string", "maxLength": 256}))]
     #[x_kube(
         validation = kube::core::Rule::new(format!("self.all(k, k.size() <= 128 && k.matches({}))", cel_str(ATTRIBUTE_NAME_PATTERN))).message(ATTRIBUTE_NAME_MESSAGE),
         validation = kube::core::Rule::new(format!("self.all(k, self[k].size() <= 256 && self[k].matches({}))", cel_str(ATTRIBUTE_VALUE_PATTERN))).message(ATTRIBUTE_VALUE_MESSAGE)

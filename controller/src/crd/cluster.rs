@@ -32,7 +32,7 @@ use super::{
     printcolumn = r#"{"name":"Marathon","type":"string","jsonPath":".status.marathon.ready"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    validation = kube::core::Rule::new(NAME_RULE).message(NAME_RULE_MESSAGE).field_path(".metadata.name")
+    validation = kube::core::Rule::new(NAME_RULE).message(NAME_RULE_MESSAGE)
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MesosClusterSpec {
@@ -118,7 +118,7 @@ pub struct MastersSpec {
     /// Further master flags, passed as `--key=value`. Only known mesos-master flags that the
     /// operator does not manage itself are allowed.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schemars(extend("maxProperties" = 64))]
+    #[schemars(extend("maxProperties" = 64, "additionalProperties" = {"type": "string", "maxLength": 1024}))]
     #[x_kube(
         validation = kube::core::Rule::new(format!("self.all(k, k in [{}])", cel_list(KNOWN_MASTER_FLAGS))).message("extraFlags keys must be known mesos-master flags (see docs/resources.md)"),
         validation = kube::core::Rule::new(format!("self.all(k, !(k in [{}]))", cel_list(MANAGED_MASTER_FLAGS))).message("extraFlags must not set flags the operator manages (zk, quorum, work_dir, registry and logging flags, hostname, ip, port, cluster): use the dedicated fields")

@@ -125,6 +125,7 @@ pub struct AppDefinition {
     pub cmd: Option<String>,
     /// The command as an argument vector. Excludes `cmd`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub args: Option<Vec<String>>,
     /// CPUs per instance (Marathon's default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,7 +155,7 @@ pub struct AppDefinition {
     pub labels: BTreeMap<String, String>,
     /// Placement constraints: `[field, OPERATOR]` or `[field, OPERATOR, value]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 32), extend("items" = {"type": "array", "maxItems": 3, "items": {"type": "string", "maxLength": 256}}))]
     #[x_kube(validation = kube::core::Rule::new(format!("self.all(c, c.size() >= 2 && c.size() <= 3 && c[1] in [{}])", CONSTRAINT_OPERATORS.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", "))).message(CONSTRAINT_MESSAGE))]
     pub constraints: Vec<Vec<String>>,
     /// The container: image, volumes (including persistent MOUNT volumes), port mappings.
@@ -162,12 +163,14 @@ pub struct AppDefinition {
     pub container: Option<Container>,
     /// Ports of the app (host networking).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub port_definitions: Vec<PortDefinition>,
     /// Use the port numbers of `portDefinitions` as host ports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_ports: Option<bool>,
     /// Networks the app joins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
     pub networks: Vec<Network>,
     /// Health checks. Mesos-level (MESOS_*) and Marathon-level checks cannot be mixed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -175,6 +178,7 @@ pub struct AppDefinition {
     pub health_checks: Vec<HealthCheck>,
     /// Readiness checks, which gate deployments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
     pub readiness_checks: Vec<ReadinessCheck>,
     /// How instances are replaced during a deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,6 +205,7 @@ pub struct AppDefinition {
     pub task_kill_grace_period_seconds: Option<f64>,
     /// URIs fetched into the sandbox before the task starts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub fetch: Vec<Fetch>,
     /// The user the task runs as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,9 +215,11 @@ pub struct AppDefinition {
     pub residency: Option<Residency>,
     /// Ids of apps that must be deployed first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub dependencies: Vec<String>,
     /// Only accept offers of these roles, e.g. `slave_public` for public agents.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub accepted_resource_roles: Vec<String>,
     /// Further AppDefinition fields, passed to Marathon verbatim.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -232,9 +239,11 @@ pub struct Container {
     pub docker: Option<Docker>,
     /// Host, persistent, external or secret volumes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub volumes: Vec<Volume>,
     /// Port mappings (bridge or container networking).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub port_mappings: Vec<PortMapping>,
 }
 
@@ -321,6 +330,7 @@ pub struct PersistentVolume {
     pub max_size: Option<i64>,
     /// Disk constraints: `[["path", "LIKE", "/dcos/volume.*"]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), extend("items" = {"type": "array", "maxItems": 3, "items": {"type": "string", "maxLength": 256}}))]
     pub constraints: Vec<Vec<String>>,
 }
 

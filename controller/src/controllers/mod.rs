@@ -1,0 +1,197 @@
+//! One controller per kind, sharing one [`Context`].
+//!
+//! Each reconcile runs the pipeline observe → validate → plan → apply → status. Today only the
+//! validate and status stages exist ([`accept`]): a spec is reported `Accepted` or `Invalid`. The
+//! member work arrives per kind in later modules.
+
+pub mod accept;
+pub mod conditions;
+pub mod error;
+pub mod status;
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::crd::{MarathonApp, MesosAgentPool, MesosCluster};
+use crate::metrics::Metrics;
+use crate::validation::{self, ValidationErrors};
+use error::{ReconcileError, backoff};
+
+/// The field manager of every write this operator makes.
+pub const FIELD_MANAGER: &str = "mesos-operator";
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub metrics: Metrics,
+    pub recorder: Recorder,
+    /// Consecutive failures per object, for exponential back-off; cleared on success.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, metrics: Metrics, reporter: Reporter) -> Self {
+        let recorder = Recorder::new(client.clone(), reporter);
+        Self {
+            client,
+            metrics,
+            recorder,
+            failures: Mutex::default(),
+        }
+    }
+
+    fn record_failure(&self, key: String) -> u32 {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let n = failures.entry(key).or_insert(0);
+        let before = *n;
+        *n += 1;
+        before
+    }
+
+    fn clear_failures(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+}
+
+/// A kind this operator reconciles.
+pub trait Managed:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    /// The controller's name in metrics and logs.
+    const CONTROLLER: &'static str;
+    /// Whether the status has a `phase` field.
+    const HAS_PHASE: bool;
+    fn validate(&self) -> Result<(), ValidationErrors>;
+    fn conditions(&self) -> &[Condition];
+    fn observed_generation(&self) -> Option<i64>;
+    fn phase(&self) -> Option<&str>;
+}
+
+macro_rules! managed {
+    ($kind:ty, $controller:literal, $has_phase:literal, $validate:path, |$s:ident| $phase:expr) => {
+        impl Managed for $kind {
+            const CONTROLLER: &'static str = $controller;
+            const HAS_PHASE: bool = $has_phase;
+            fn validate(&self) -> Result<(), ValidationErrors> {
+                $validate(self)
+            }
+            fn conditions(&self) -> &[Condition] {
+                self.status
+                    .as_ref()
+                    .map(|s| s.conditions.as_slice())
+                    .unwrap_or_default()
+            }
+            fn observed_generation(&self) -> Option<i64> {
+                self.status.as_ref().and_then(|s| s.observed_generation)
+            }
+            fn phase(&self) -> Option<&str> {
+                let $s = self.status.as_ref()?;
+                $phase
+            }
+        }
+    };
+}
+
+managed!(
+    MesosCluster,
+    "mesoscluster",
+    true,
+    validation::cluster,
+    |s| s.phase.as_deref()
+);
+managed!(
+    MesosAgentPool,
+    "mesosagentpool",
+    true,
+    validation::agent_pool,
+    |s| s.phase.as_deref()
+);
+managed!(
+    MarathonApp,
+    "marathonapp",
+    false,
+    validation::marathon_app,
+    |_s| None
+);
+
+/// Runs the three controllers until `shutdown` resolves.
+pub async fn run<S>(ctx: Arc<Context>, shutdown: S)
+where
+    S: Future<Output = ()> + Send + Sync + Clone + 'static,
+{
+    futures::join!(
+        run_one::<MesosCluster, S>(ctx.clone(), shutdown.clone()),
+        run_one::<MesosAgentPool, S>(ctx.clone(), shutdown.clone()),
+        run_one::<MarathonApp, S>(ctx, shutdown),
+    );
+}
+
+async fn run_one<K, S>(ctx: Arc<Context>, shutdown: S)
+where
+    K: Managed,
+    S: Future<Output = ()> + Send + Sync + 'static,
+{
+    let api = Api::<K>::all(ctx.client.clone());
+    tracing::info!(controller = K::CONTROLLER, "controller started");
+    Controller::new(api, watcher::Config::default().any_semantic())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(controller = K::CONTROLLER, error = %e, "reconcile did not complete");
+            }
+        })
+        .await;
+    tracing::info!(controller = K::CONTROLLER, "controller stopped");
+}
+
+/// One reconcile, in a span that carries the object's reference.
+async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let object = ObjectRef::from_obj(obj.as_ref()).to_string();
+    let span = tracing::info_span!("reconcile", controller = K::CONTROLLER, object = %object);
+    let started = std::time::Instant::now();
+    let result = accept::reconcile(obj.as_ref(), &ctx).instrument(span).await;
+    ctx.metrics.reconciled(K::CONTROLLER, started.elapsed());
+    if result.is_ok() {
+        ctx.clear_failures(&format!("{}/{object}", K::CONTROLLER));
+    }
+    result
+}
+
+/// Transient errors back off exponentially per object; permanent ones wait for a change.
+fn error_policy<K: Managed>(obj: Arc<K>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    let object = ObjectRef::from_obj(obj.as_ref()).to_string();
+    ctx.metrics.failed(K::CONTROLLER, error.category());
+    if error.is_permanent() {
+        tracing::warn!(controller = K::CONTROLLER, %object, category = error.category(), %error, "permanent error; waiting for a change");
+        return Action::await_change();
+    }
+    let failures = ctx.record_failure(format!("{}/{object}", K::CONTROLLER));
+    let delay = backoff(failures);
+    tracing::warn!(controller = K::CONTROLLER, %object, category = error.category(), %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}

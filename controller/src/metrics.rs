@@ -1,0 +1,131 @@
+//! Prometheus metrics of the operator itself, served at `/metrics`.
+
+use std::time::Duration;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+/// Reconcile metrics, labelled by controller (`mesoscluster`, `mesosagentpool`, `marathonapp`).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `mesos_operator_reconciliations_total{controller}`: every reconcile run.
+    reconciliations: IntCounterVec,
+    /// `mesos_operator_reconcile_errors_total{controller, category}`: failed runs by error category.
+    errors: IntCounterVec,
+    /// `mesos_operator_reconcile_duration_seconds{controller}`.
+    duration: HistogramVec,
+    /// `mesos_operator_spec_verdicts_total{controller, verdict}`: Accepted or Invalid outcomes of validation.
+    verdicts: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry =
+            Registry::new_custom(Some("mesos_operator".into()), None).expect("valid prefix");
+        let reconciliations = IntCounterVec::new(
+            Opts::new("reconciliations_total", "Reconcile runs, by controller."),
+            &["controller"],
+        )
+        .expect("valid metric");
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "reconcile_errors_total",
+                "Failed reconcile runs, by controller and error category.",
+            ),
+            &["controller", "category"],
+        )
+        .expect("valid metric");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "reconcile_duration_seconds",
+                "Time one reconcile run takes, by controller.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["controller"],
+        )
+        .expect("valid metric");
+        let verdicts = IntCounterVec::new(
+            Opts::new(
+                "spec_verdicts_total",
+                "Validation outcomes (Accepted or Invalid), by controller.",
+            ),
+            &["controller", "verdict"],
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(reconciliations.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(errors.clone()),
+            Box::new(duration.clone()),
+            Box::new(verdicts.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        Self {
+            registry,
+            reconciliations,
+            errors,
+            duration,
+            verdicts,
+        }
+    }
+
+    /// Records one reconcile run.
+    pub fn reconciled(&self, controller: &str, took: Duration) {
+        self.reconciliations.with_label_values(&[controller]).inc();
+        self.duration
+            .with_label_values(&[controller])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records a failed run under its error category.
+    pub fn failed(&self, controller: &str, category: &str) {
+        self.errors.with_label_values(&[controller, category]).inc();
+    }
+
+    /// Records the validation verdict of a run.
+    pub fn verdict(&self, controller: &str, verdict: &str) {
+        self.verdicts
+            .with_label_values(&[controller, verdict])
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_their_labels() {
+        let m = Metrics::new();
+        m.reconciled("mesoscluster", Duration::from_millis(30));
+        m.failed("mesoscluster", "kube");
+        m.verdict("marathonapp", "Invalid");
+        let text = m.render();
+        assert!(
+            text.contains(r#"mesos_operator_reconciliations_total{controller="mesoscluster"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"mesos_operator_reconcile_errors_total{category="kube",controller="mesoscluster"} 1"#
+        ));
+        assert!(text.contains(
+            r#"mesos_operator_spec_verdicts_total{controller="marathonapp",verdict="Invalid"} 1"#
+        ));
+        assert!(text.contains(r#"mesos_operator_reconcile_duration_seconds_bucket{controller="mesoscluster",le="0.05"} 1"#));
+    }
+}

@@ -1,0 +1,214 @@
+//! What pods get from the node runner: PVC directories (wiped with the claim), DNS names of
+//! every pod in each pod's /etc/hosts, a real ZooKeeper for `zookeeper:*`, and a clear reason
+//! for images it cannot run.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Env, is_ready, pod, wait_pod};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+
+const NS: &str = "resources";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_dns_zookeeper_and_unknown_images() {
+    let env = Env::start().await;
+    let pods = env.namespace(NS).await;
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), NS);
+
+    // A claim of the default (local-dir) class, used by a pod that writes into it.
+    let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .unwrap();
+    claims.create(&PostParams::default(), &claim).await.unwrap();
+    let writer = pod(json!({
+        "metadata": {"name": "writer"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": "busybox:1.36",
+                "command": ["sh", "-c", "echo hello > /data/greeting && exec sleep 3600"],
+                "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
+        }
+    }));
+    pods.create(&PostParams::default(), &writer).await.unwrap();
+    wait_pod(
+        &pods,
+        "writer",
+        "writer ready",
+        Duration::from_secs(20),
+        is_ready,
+    )
+    .await;
+    let pv_name = claims
+        .get("data")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .volume_name
+        .expect("claim bound");
+    let dir = env.runner.volume_dir(&pv_name);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(dir.join("greeting"))
+        .ok()
+        .as_deref()
+        != Some("hello\n")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the pod's write did not reach {}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    pods.delete("writer", &DeleteParams::default())
+        .await
+        .unwrap();
+    claims
+        .delete("data", &DeleteParams::default())
+        .await
+        .unwrap();
+    let pvs: Api<PersistentVolume> = Api::all(env.client.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dir.exists() || pvs.get_opt(&pv_name).await.unwrap().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "deleting the claim did not wipe {} and delete its PV",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Two members of a headless-service subdomain find each other by DNS name.
+    for (name, command) in [
+        ("member-0", "exec nc -lk 7000"),
+        ("member-1", "exec sleep 3600"),
+    ] {
+        let p = pod(json!({
+            "metadata": {"name": name},
+            "spec": {"hostname": name, "subdomain": "members", "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "main", "image": "test:1", "command": ["sh", "-c", command]}]}
+        }));
+        pods.create(&PostParams::default(), &p).await.unwrap();
+    }
+    for name in ["member-0", "member-1"] {
+        wait_pod(
+            &pods,
+            name,
+            "member ready",
+            Duration::from_secs(20),
+            is_ready,
+        )
+        .await;
+    }
+    let target = format!("member-0.members.{NS}.svc.cluster.local");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = env
+            .runner
+            .exec(
+                NS,
+                "member-1",
+                "main",
+                &["nc", "-z", "-w", "2", &target, "7000"],
+            )
+            .await
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member-1 cannot reach {target}: {out:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let ip0 = pods
+        .get("member-0")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .pod_ip
+        .unwrap();
+    let by_ip = format!("{}.{NS}.pod.cluster.local", ip0.replace('.', "-"));
+    let out = env
+        .runner
+        .exec(NS, "member-1", "main", &["getent", "hosts", &by_ip])
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with(&ip0),
+        "{by_ip}: {out:?}"
+    );
+    let out = env
+        .runner
+        .exec(NS, "member-1", "main", &["hostname"])
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "member-1");
+
+    // zookeeper:* runs Debian's ZooKeeper the way the official image does.
+    let zk = pod(json!({
+        "metadata": {"name": "zk"},
+        "spec": {"terminationGracePeriodSeconds": 2, "containers": [{
+            "name": "zookeeper", "image": "zookeeper:3.8",
+            "env": [{"name": "ZOO_4LW_COMMANDS_WHITELIST", "value": "srvr,ruok"},
+                    {"name": "ZOO_ADMINSERVER_ENABLED", "value": "false"}],
+            "readinessProbe": {"exec": {"command": ["sh", "-c", "echo srvr | nc -w 2 127.0.0.1 2181 | grep -q Mode"]},
+                               "periodSeconds": 1}}]}
+    }));
+    pods.create(&PostParams::default(), &zk).await.unwrap();
+    wait_pod(
+        &pods,
+        "zk",
+        "ZooKeeper serving",
+        Duration::from_secs(60),
+        is_ready,
+    )
+    .await;
+
+    // An image with no program here: a clear reason, never Running.
+    let unknown = pod(json!({
+        "metadata": {"name": "mystery"},
+        "spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]}
+    }));
+    pods.create(&PostParams::default(), &unknown).await.unwrap();
+    let p = wait_pod(
+        &pods,
+        "mystery",
+        "ErrImagePull reported",
+        Duration::from_secs(20),
+        |p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|c| c.first()?.state.as_ref()?.waiting.as_ref()?.reason.clone())
+                .as_deref()
+                == Some("ErrImagePull")
+        },
+    )
+    .await;
+    let status = p.status.unwrap();
+    assert_eq!(status.phase.as_deref(), Some("Pending"));
+    let message = status.container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .waiting
+        .unwrap()
+        .message
+        .unwrap();
+    assert!(
+        message.contains("\"nginx:1.27\" is not in the node runner's image table"),
+        "{message}"
+    );
+
+    env.teardown().await;
+}

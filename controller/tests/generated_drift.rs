@@ -8,7 +8,10 @@ use std::process::Command;
 const FIX: &str = "run scripts/generate.sh and commit the result";
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 fn yaml_files(dir: &Path) -> BTreeSet<String> {
@@ -25,12 +28,21 @@ fn crds_match_the_rust_types() {
     let expected: BTreeSet<String> = crds.iter().map(mesos_operator::crd::file_name).collect();
     for dir in ["crds", "charts/mesos-operator/crds"] {
         let dir = workspace().join(dir);
-        assert_eq!(yaml_files(&dir), expected, "{}: unexpected set of files; {FIX}", dir.display());
+        assert_eq!(
+            yaml_files(&dir),
+            expected,
+            "{}: unexpected set of files; {FIX}",
+            dir.display()
+        );
         for crd in &crds {
             let path = dir.join(mesos_operator::crd::file_name(crd));
             let committed = std::fs::read_to_string(&path).expect("read CRD file");
             let generated = serde_yaml::to_string(crd).expect("CRD serialises");
-            assert!(committed == generated, "{} differs from the Rust types; {FIX}", path.display());
+            assert!(
+                committed == generated,
+                "{} differs from the Rust types; {FIX}",
+                path.display()
+            );
         }
     }
 }
@@ -43,7 +55,15 @@ fn plain_manifests_match_the_chart() {
         .arg("--stdout")
         .output()
         .expect("run scripts/render-manifests.sh");
-    assert!(out.status.success(), "rendering the chart failed: {}", String::from_utf8_lossy(&out.stderr));
-    let committed = std::fs::read_to_string(root.join("deploy/mesos-operator.yaml")).expect("read deploy/mesos-operator.yaml");
-    assert!(committed == String::from_utf8_lossy(&out.stdout), "deploy/mesos-operator.yaml differs from the chart; {FIX}");
+    assert!(
+        out.status.success(),
+        "rendering the chart failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let committed = std::fs::read_to_string(root.join("deploy/mesos-operator.yaml"))
+        .expect("read deploy/mesos-operator.yaml");
+    assert!(
+        committed == String::from_utf8_lossy(&out.stdout),
+        "deploy/mesos-operator.yaml differs from the chart; {FIX}"
+    );
 }

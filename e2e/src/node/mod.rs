@@ -552,7 +552,8 @@ async fn schedule(ctx: &Ctx, nodes: &[NodeSpec], stopped: &BTreeSet<String>, pod
                     Ok(b) => b,
                     Err(_) => continue,
                 };
-                let created: Result<Binding, _> = api
+                // The binding subresource answers with a Status, not a Binding.
+                let created: Result<serde_json::Value, _> = api
                     .create_subresource("binding", &name, &PostParams::default(), &binding)
                     .await;
                 match created {

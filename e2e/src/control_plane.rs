@@ -90,7 +90,7 @@ pub struct ControlPlane {
     server_url: String,
     started_in: Duration,
     dir: tempfile::TempDir,
-    _etcd_data: tempfile::TempDir,
+    etcd_data: tempfile::TempDir,
 }
 
 impl ControlPlane {
@@ -243,6 +243,11 @@ impl ControlPlane {
         self.dir.path()
     }
 
+    /// etcd's data directory (in /dev/shm when available).
+    pub fn etcd_data_dir(&self) -> &Path {
+        self.etcd_data.path()
+    }
+
     /// Time from `start` until the apiserver was ready and the CRDs established.
     pub fn started_in(&self) -> Duration {
         self.started_in
@@ -306,7 +311,7 @@ impl Parts {
             server_url: self.server_url,
             started_in: started.elapsed(),
             dir,
-            _etcd_data: self.etcd_data,
+            etcd_data: self.etcd_data,
         }
     }
 }

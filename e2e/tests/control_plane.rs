@@ -103,3 +103,99 @@ async fn a_missing_binary_is_named_with_the_fix() {
         "{text}"
     );
 }
+
+/// Not a test on its own: the child process of `children_die_with_the_test_process`.
+#[tokio::test]
+#[ignore = "helper run by children_die_with_the_test_process"]
+async fn helper_start_and_wait_to_be_killed() {
+    if std::env::var_os("E2E_ORPHAN_HELPER").is_none() {
+        return;
+    }
+    let options = ControlPlaneOptions {
+        crd_dir: None,
+        ..ControlPlaneOptions::default()
+    };
+    let cp = ControlPlane::start_with(options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pids: Vec<String> = cp.pids().iter().map(u32::to_string).collect();
+    println!(
+        "PIDS {} DIRS {} {}",
+        pids.join(","),
+        cp.dir().display(),
+        cp.etcd_data_dir().display()
+    );
+    tokio::time::sleep(Duration::from_secs(120)).await;
+}
+
+#[test]
+fn children_die_with_the_test_process() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "helper_start_and_wait_to_be_killed",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("E2E_ORPHAN_HELPER", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let line = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("PIDS "))
+        .expect("the helper reports its control plane");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let pids: Vec<u32> = words[1].split(',').map(|p| p.parse().unwrap()).collect();
+    assert!(pids.iter().all(|p| alive(*p)));
+    // SIGKILL: no destructor runs; only the kernel's parent-death signal can clean up.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|p| alive(*p)) {
+        assert!(
+            Instant::now() < deadline,
+            "control plane processes outlived their killed parent: {pids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for dir in &words[3..] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[tokio::test]
+async fn a_crashing_apiserver_is_reported_with_its_log() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    for name in ["kube-apiserver", "kube-controller-manager"] {
+        let path = bin.path().join(name);
+        std::fs::write(&path, "#!/bin/sh\necho 'E1123 failed to listen on 127.0.0.1: address already in use' >&2\nexit 1\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let options = ControlPlaneOptions {
+        k8s_bin_dir: bin.path().to_path_buf(),
+        crd_dir: None,
+        ..ControlPlaneOptions::default()
+    };
+    let err = match ControlPlane::start_with(options).await {
+        Err(e) => e,
+        Ok(_) => panic!("a crashing apiserver was reported as started"),
+    };
+    let text = err.to_string();
+    assert!(
+        text.starts_with("kube-apiserver exited during start-up (exit status: 1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("apiserver.log") && text.contains("address already in use"),
+        "{text}"
+    );
+    if let ControlPlaneError::Exited { log, .. } = &err {
+        assert!(log.is_file(), "the log the error names is kept");
+        let _ = std::fs::remove_dir_all(log.parent().unwrap());
+    }
+}

@@ -5,6 +5,7 @@
 //! member work arrives per kind in later modules.
 
 pub mod accept;
+pub mod cluster;
 pub mod conditions;
 pub mod error;
 pub mod status;

@@ -1,0 +1,220 @@
+//! The ZooKeeper member objects the operator builds, run for real: on a real apiserver, with the
+//! node runner running Debian's ZooKeeper, three servers form one quorum, a replaced server
+//! rejoins from its volume, and deleting the MesosCluster garbage-collects everything it owns.
+
+use std::time::{Duration, Instant};
+
+use e2e::{ControlPlane, NodeRunner, NodeRunnerConfig};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Service};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client};
+use mesos_operator::controllers::cluster::member::LABEL_CLUSTER;
+use mesos_operator::controllers::cluster::zookeeper;
+use mesos_operator::crd::MesosCluster;
+use serde_json::json;
+
+const NS: &str = "zk";
+
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) if Instant::now() > deadline => {
+                panic!("timed out waiting for {what}; last seen: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
+fn ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The `Mode:` a server reports through `srvr`, asked inside its own pod.
+async fn mode(runner: &NodeRunner, pod: &str) -> String {
+    let out = runner
+        .exec(
+            NS,
+            pod,
+            "zookeeper",
+            &["sh", "-c", "echo srvr | nc -w 2 127.0.0.1 2181"],
+        )
+        .await
+        .expect("exec srvr");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Mode: "))
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+async fn create<K>(client: &Client, obj: K)
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("create");
+}
+
+async fn wait_ready(pods: &Api<Pod>, names: &[String]) {
+    for name in names {
+        eventually(
+            &format!("{name} ready"),
+            Duration::from_secs(90),
+            || async {
+                let pod = pods.get(name).await.map_err(|e| e.to_string())?;
+                if ready(&pod) {
+                    Ok(())
+                } else {
+                    Err(format!("{:?}", pod.status))
+                }
+            },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_generated_servers_form_one_quorum_and_survive_replacement() {
+    let cp = ControlPlane::start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = cp.client();
+    let runner = NodeRunner::start(client.clone(), NodeRunnerConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+
+    let clusters = Api::<MesosCluster>::namespaced(client.clone(), NS);
+    let mc: MesosCluster = serde_json::from_value(json!({
+        "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosCluster", "metadata": {"name": "prod"},
+        "spec": {"zookeeper": {"replicas": 3}, "storageClassName": "local-dir",
+                 "placement": {"antiAffinity": "Required", "topologyKey": "topology.kubernetes.io/zone"}}
+    }))
+    .unwrap();
+    let mc = clusters
+        .create(&PostParams::default(), &mc)
+        .await
+        .expect("create MesosCluster");
+
+    let ensemble = [1, 2, 3];
+    create(&client, zookeeper::service(&mc)).await;
+    for id in ensemble {
+        create(&client, zookeeper::claim(&mc, id)).await;
+        create(&client, zookeeper::pod(&mc, id, &ensemble, "first")).await;
+    }
+    let pods = Api::<Pod>::namespaced(client.clone(), NS);
+    let names: Vec<String> = ensemble.iter().map(|id| format!("prod-zk-{id}")).collect();
+    let started = Instant::now();
+    wait_ready(&pods, &names).await;
+    eprintln!("3 ZooKeeper servers ready in {:?}", started.elapsed());
+
+    let mut modes = Vec::new();
+    for n in &names {
+        modes.push(mode(&runner, n).await);
+    }
+    modes.sort();
+    assert_eq!(
+        modes,
+        ["follower", "follower", "leader"],
+        "one quorum with one leader"
+    );
+    let mut nodes: Vec<String> = Vec::new();
+    for n in &names {
+        nodes.push(
+            pods.get(n)
+                .await
+                .unwrap()
+                .spec
+                .unwrap()
+                .node_name
+                .unwrap_or_default(),
+        );
+    }
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(
+        nodes.len(),
+        3,
+        "Required anti-affinity spreads the servers over the zones"
+    );
+
+    // Replace one server's pod (same identity, same volume, new incarnation): it rejoins.
+    let victim = "prod-zk-2";
+    pods.delete(victim, &DeleteParams::default())
+        .await
+        .expect("delete pod");
+    eventually("the old pod to go", Duration::from_secs(60), || async {
+        match pods.get_opt(victim).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(p) => Err(format!("{:?}", p.metadata.deletion_timestamp)),
+        }
+    })
+    .await;
+    create(&client, zookeeper::pod(&mc, 2, &ensemble, "second")).await;
+    wait_ready(&pods, &[victim.to_string()]).await;
+    let m = mode(&runner, victim).await;
+    assert!(m == "follower" || m == "leader", "rejoined as {m}");
+    let leaders = {
+        let mut n = 0;
+        for name in &names {
+            n += usize::from(mode(&runner, name).await == "leader");
+        }
+        n
+    };
+    assert_eq!(leaders, 1, "exactly one leader after the replacement");
+
+    // Everything built for the cluster is owned by it: deleting it lets the garbage collector
+    // remove pods, claims and the Service.
+    clusters
+        .delete("prod", &DeleteParams::foreground())
+        .await
+        .expect("delete MesosCluster");
+    let selector = format!("{LABEL_CLUSTER}=prod");
+    eventually(
+        "owned objects to be collected",
+        Duration::from_secs(60),
+        || async {
+            let lp = ListParams::default().labels(&selector);
+            let p = pods.list(&lp).await.map_err(|e| e.to_string())?.items.len();
+            let c = Api::<PersistentVolumeClaim>::namespaced(client.clone(), NS)
+                .list(&lp)
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .len();
+            let s = Api::<Service>::namespaced(client.clone(), NS)
+                .list(&lp)
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .len();
+            if p + c + s == 0 {
+                Ok(())
+            } else {
+                Err(format!("{p} pods, {c} claims, {s} services left"))
+            }
+        },
+    )
+    .await;
+    runner.shutdown().await;
+}

@@ -1,0 +1,187 @@
+//! Helpers for the simulator tests: processes killed on drop, HTTP polling.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mesos_sims::http_client::HttpClient;
+use serde_json::Value;
+
+/// Heavy tests (several JVMs and simulators) run one at a time on 2 cores.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A simulator process, SIGKILLed on drop; its stderr goes to `<log>`.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(bin: &str, args: &[String], log: &Path) -> Proc {
+        let file = std::fs::File::create(log).unwrap();
+        let child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Proc {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit by itself; returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_port() -> u16 {
+    mesos_sims::zk_ensemble::free_port().unwrap()
+}
+
+pub async fn get(url: &str) -> Option<mesos_sims::http_client::Response> {
+    HttpClient::default()
+        .get(url, Duration::from_secs(3))
+        .await
+        .ok()
+}
+
+pub async fn post(url: &str, body: &Value) -> Option<mesos_sims::http_client::Response> {
+    HttpClient::default()
+        .post(url, body, Duration::from_secs(10))
+        .await
+        .ok()
+}
+
+pub async fn metrics(port: u16) -> Option<Value> {
+    get(&format!("http://127.0.0.1:{port}/metrics/snapshot"))
+        .await?
+        .json()
+}
+
+pub async fn metric(port: u16, key: &str) -> Option<f64> {
+    metrics(port).await?.get(key)?.as_f64()
+}
+
+/// Polls `f` every 200 ms until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A mesos-master-sim on 127.0.0.1:`port` in `work_dir`.
+pub struct MasterSpec {
+    pub zk: String,
+    pub port: u16,
+    pub quorum: usize,
+    pub work_dir: PathBuf,
+    pub extra: Vec<String>,
+}
+
+impl MasterSpec {
+    pub fn start(&self) -> Proc {
+        std::fs::create_dir_all(&self.work_dir).unwrap();
+        let mut args = vec![
+            format!("--zk={}", self.zk),
+            format!("--quorum={}", self.quorum),
+            format!("--work_dir={}", self.work_dir.display()),
+            "--ip=127.0.0.1".to_string(),
+            format!("--port={}", self.port),
+            "--zk_session_timeout=2secs".to_string(),
+            "--registry_fetch_timeout=30secs".to_string(),
+            "--registry_store_timeout=10secs".to_string(),
+        ];
+        // Flags in `extra` replace the defaults above (stout rejects duplicates).
+        let name = |a: &str| a.split('=').next().unwrap_or_default().to_string();
+        args.retain(|a| !self.extra.iter().any(|e| name(e) == name(a)));
+        args.extend(self.extra.iter().cloned());
+        let log = self.work_dir.with_extension(format!("log-{}", unique()));
+        Proc::spawn(env!("CARGO_BIN_EXE_mesos-master-sim"), &args, &log)
+    }
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+/// Ports of the masters reporting `master/elected` = 1.
+pub async fn elected(ports: &[u16]) -> Vec<u16> {
+    let mut out = Vec::new();
+    for &p in ports {
+        if metric(p, "master/elected").await == Some(1.0) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Waits until exactly one of `ports` leads and its operator API answers (registrar
+/// recovered); returns the leader's port.
+pub async fn serving_leader(ports: &[u16], timeout: Duration) -> u16 {
+    eventually(timeout, "a single serving leader", || async {
+        let leaders = elected(ports).await;
+        if leaders.len() != 1 {
+            return None;
+        }
+        let r = post(
+            &format!("http://127.0.0.1:{}/api/v1", leaders[0]),
+            &serde_json::json!({"type": "GET_HEALTH"}),
+        )
+        .await?;
+        (r.status == 200).then_some(leaders[0])
+    })
+    .await
+}
+
+pub async fn all_recovered(ports: &[u16], timeout: Duration) {
+    for &p in ports {
+        eventually(
+            timeout,
+            &format!("registrar/log/recovered on {p}"),
+            || async { (metric(p, "registrar/log/recovered").await? == 1.0).then_some(()) },
+        )
+        .await;
+    }
+}

@@ -89,7 +89,8 @@ pub struct ControlPlane {
     kubeconfig: PathBuf,
     server_url: String,
     started_in: Duration,
-    dir: tempfile::TempDir,
+    /// Removed on drop; kept (with the logs an error points at) when start-up fails.
+    dir: PathBuf,
     etcd_data: tempfile::TempDir,
 }
 
@@ -105,25 +106,18 @@ impl ControlPlane {
         let dir = tempfile::Builder::new()
             .prefix("mesos-e2e-cp-")
             .tempdir()
-            .map_err(|source| io("creating the control plane directory", source))?;
-        let result = Self::start_in(&options, &bins, &dir, started).await;
-        match result {
-            Ok(parts) => Ok(parts.into_control_plane(dir, started)),
-            Err(e) => {
-                // Keep the logs the error points at; everything started is already stopped.
-                let _ = dir.keep();
-                Err(e)
-            }
-        }
+            .map_err(|source| io("creating the control plane directory", source))?
+            .keep();
+        Self::start_in(&options, &bins, dir, started).await
     }
 
     async fn start_in(
         options: &ControlPlaneOptions,
         bins: &Binaries,
-        dir: &tempfile::TempDir,
+        dir_path: PathBuf,
         started: Instant,
-    ) -> Result<Parts, ControlPlaneError> {
-        let dir = dir.path();
+    ) -> Result<Self, ControlPlaneError> {
+        let dir = dir_path.as_path();
         let pki = Pki::generate(dir)?;
         // etcd's fsyncs dominate apiserver writes; keep its data in memory when possible.
         let shm = Path::new("/dev/shm");
@@ -213,13 +207,15 @@ impl ControlPlane {
         if let Some(crd_dir) = &options.crd_dir {
             install_crds(&client, crd_dir).await?;
         }
-        Ok(Parts {
+        Ok(Self {
             controller_manager,
             apiserver,
             etcd,
             client,
             kubeconfig,
             server_url,
+            started_in: started.elapsed(),
+            dir: dir_path,
             etcd_data,
         })
     }
@@ -240,7 +236,7 @@ impl ControlPlane {
 
     /// The directory holding credentials and the logs of etcd, apiserver and controller-manager.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     /// etcd's data directory (in /dev/shm when available).
@@ -286,32 +282,8 @@ impl Drop for ControlPlane {
         // The apiserver hangs on TERM once etcd is gone, so it goes first.
         self.apiserver.stop(Duration::from_secs(5));
         self.etcd.stop(Duration::from_secs(5));
-    }
-}
-
-/// The processes of a control plane that started, before it owns its directory.
-struct Parts {
-    controller_manager: Option<Supervised>,
-    apiserver: Supervised,
-    etcd: Supervised,
-    client: Client,
-    kubeconfig: PathBuf,
-    server_url: String,
-    etcd_data: tempfile::TempDir,
-}
-
-impl Parts {
-    fn into_control_plane(self, dir: tempfile::TempDir, started: Instant) -> ControlPlane {
-        ControlPlane {
-            controller_manager: self.controller_manager,
-            apiserver: self.apiserver,
-            etcd: self.etcd,
-            client: self.client,
-            kubeconfig: self.kubeconfig,
-            server_url: self.server_url,
-            started_in: started.elapsed(),
-            dir,
-            etcd_data: self.etcd_data,
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "removing the control plane directory");
         }
     }
 }

@@ -4,34 +4,17 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{alive, start_control_plane};
 use e2e::{ControlPlane, ControlPlaneError, ControlPlaneOptions};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
-fn alive(pid: u32) -> bool {
-    // A zombie is dead for our purposes; only a running or sleeping process counts.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or_default()
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
 #[tokio::test]
 async fn serves_collects_garbage_and_leaves_nothing_behind() {
-    // CRDs are the admission test's business; this one checks the harness alone.
-    let options = ControlPlaneOptions {
-        crd_dir: None,
-        ..ControlPlaneOptions::default()
-    };
-    let cp = ControlPlane::start_with(options)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let cp = start_control_plane().await;
     println!("control plane ready in {:?}", cp.started_in());
     let client = cp.client();
 
@@ -111,13 +94,7 @@ async fn helper_start_and_wait_to_be_killed() {
     if std::env::var_os("E2E_ORPHAN_HELPER").is_none() {
         return;
     }
-    let options = ControlPlaneOptions {
-        crd_dir: None,
-        ..ControlPlaneOptions::default()
-    };
-    let cp = ControlPlane::start_with(options)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let cp = start_control_plane().await;
     let pids: Vec<String> = cp.pids().iter().map(u32::to_string).collect();
     println!(
         "PIDS {} DIRS {} {}",

@@ -59,6 +59,17 @@ impl Env {
     }
 }
 
+/// A control plane without the project's CRDs (those are the admission test's business).
+pub async fn start_control_plane() -> ControlPlane {
+    let options = ControlPlaneOptions {
+        crd_dir: None,
+        ..ControlPlaneOptions::default()
+    };
+    ControlPlane::start_with(options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Running or sleeping (a zombie or a vanished pid is not alive).
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{Env, is_ready, pod, wait_pod};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
@@ -84,6 +85,43 @@ async fn volumes_dns_zookeeper_and_unknown_images() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // Claims of an Azure disk class get a local directory too; a class nobody serves, none.
+    let sc: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "managed-premium-p10"}, "provisioner": "disk.csi.azure.com"
+    }))
+    .unwrap();
+    Api::<StorageClass>::all(env.client.clone())
+        .create(&PostParams::default(), &sc)
+        .await
+        .unwrap();
+    for (name, class) in [
+        ("azure", "managed-premium-p10"),
+        ("nowhere", "no-such-class"),
+    ] {
+        let claim: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"storageClassName": class, "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}}
+        }))
+        .unwrap();
+        claims.create(&PostParams::default(), &claim).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let bound =
+        |c: PersistentVolumeClaim| c.status.and_then(|s| s.phase).as_deref() == Some("Bound");
+    while !bound(claims.get("azure").await.unwrap()) {
+        assert!(
+            Instant::now() < deadline,
+            "the Azure-class claim was not bound"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        !bound(claims.get("nowhere").await.unwrap()),
+        "a claim of an unserved class was bound"
+    );
 
     // Two members of a headless-service subdomain find each other by DNS name.
     for (name, command) in [

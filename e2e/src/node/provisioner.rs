@@ -1,5 +1,7 @@
 //! The `local-dir` StorageClass (the cluster default): a directory and a PersistentVolume per
 //! claim, bound at once; when the claim is gone the directory is wiped and the PV deleted.
+//! Claims of Azure disk classes are served the same way, so manifests written for AKS (as the
+//! operator's are) run here unchanged: a local stand-in, not an emulation of disk performance.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,19 @@ use serde_json::json;
 
 pub const STORAGE_CLASS: &str = "local-dir";
 const PROVISIONER: &str = "mesos-operator.dev/local-dir";
+/// Provisioners whose classes this node runner also serves with local directories.
+const STAND_IN_FOR: [&str; 2] = ["disk.csi.azure.com", "kubernetes.io/azure-disk"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    #[error("creating the volume directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// Creates the default StorageClass (idempotent).
 pub async fn install(client: &Client) -> Result<(), kube::Error> {
@@ -39,7 +54,15 @@ pub fn volume_dir(root: &Path, pv: &str) -> PathBuf {
 }
 
 /// One provisioning pass: binds new claims, deletes and wipes volumes of vanished claims.
-pub async fn sync(client: &Client, root: &Path) -> Result<(), kube::Error> {
+pub async fn sync(client: &Client, root: &Path) -> Result<(), ProvisionError> {
+    let classes = Api::<StorageClass>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
+    let served: HashSet<String> = classes
+        .iter()
+        .filter(|c| c.provisioner == PROVISIONER || STAND_IN_FOR.contains(&c.provisioner.as_str()))
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
     let claims: Api<PersistentVolumeClaim> = Api::all(client.clone());
     let claim_list = claims.list(&ListParams::default()).await?;
     let live: HashSet<String> = claim_list
@@ -50,8 +73,8 @@ pub async fn sync(client: &Client, root: &Path) -> Result<(), kube::Error> {
         let spec = claim.spec.clone().unwrap_or_default();
         let ours = spec
             .storage_class_name
-            .as_deref()
-            .is_none_or(|c| c == STORAGE_CLASS);
+            .as_ref()
+            .is_none_or(|c| served.contains(c));
         let unbound = spec.volume_name.as_deref().unwrap_or_default().is_empty();
         if ours && unbound && claim.metadata.deletion_timestamp.is_none() {
             provision(client, root, claim).await?;
@@ -84,7 +107,7 @@ pub async fn sync(client: &Client, root: &Path) -> Result<(), kube::Error> {
         match volumes.delete(&name, &Default::default()).await {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
@@ -94,14 +117,17 @@ async fn provision(
     client: &Client,
     root: &Path,
     claim: &PersistentVolumeClaim,
-) -> Result<(), kube::Error> {
+) -> Result<(), ProvisionError> {
     let ns = claim.metadata.namespace.clone().unwrap_or_default();
     let name = claim.metadata.name.clone().unwrap_or_default();
     let uid = claim.metadata.uid.clone().unwrap_or_default();
     let spec = claim.spec.clone().unwrap_or_default();
     let pv_name = format!("pvc-{uid}");
     let dir = volume_dir(root, &pv_name);
-    std::fs::create_dir_all(&dir).map_err(|e| kube::Error::Service(Box::new(e)))?;
+    std::fs::create_dir_all(&dir).map_err(|source| ProvisionError::Dir {
+        path: dir.clone(),
+        source,
+    })?;
     let size = spec
         .resources
         .as_ref()
@@ -119,7 +145,7 @@ async fn provision(
             "capacity": {"storage": size},
             "accessModes": access,
             "persistentVolumeReclaimPolicy": "Delete",
-            "storageClassName": STORAGE_CLASS,
+            "storageClassName": spec.storage_class_name.clone().unwrap_or_else(|| STORAGE_CLASS.into()),
             "hostPath": {"path": dir.display().to_string(), "type": "Directory"},
             "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
                          "namespace": ns, "name": name, "uid": uid}
@@ -130,7 +156,7 @@ async fn provision(
     match volumes.create(&PostParams::default(), &pv).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 409 => {}
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     }
     volumes
         .patch_status(

@@ -123,7 +123,10 @@ async fn three_generated_servers_form_one_quorum_and_survive_replacement() {
         create(&client, zookeeper::pod(&mc, id, &ensemble, "first")).await;
     }
     let pods = Api::<Pod>::namespaced(client.clone(), NS);
-    let names: Vec<String> = ensemble.iter().map(|id| format!("prod-zk-{id}")).collect();
+    let names: Vec<String> = ensemble
+        .iter()
+        .map(|id| format!("prod-zookeeper-{id}"))
+        .collect();
     let started = Instant::now();
     wait_ready(&pods, &names).await;
     eprintln!("3 ZooKeeper servers ready in {:?}", started.elapsed());
@@ -159,7 +162,7 @@ async fn three_generated_servers_form_one_quorum_and_survive_replacement() {
     );
 
     // Replace one server's pod (same identity, same volume, new incarnation): it rejoins.
-    let victim = "prod-zk-2";
+    let victim = "prod-zookeeper-2";
     pods.delete(victim, &DeleteParams::default())
         .await
         .expect("delete pod");

@@ -3,8 +3,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity,
-    Service, ServicePort, ServiceSpec, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    Affinity, Container, ContainerPort, EnvVar, EnvVarSource, ObjectFieldSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod,
+    PodAffinityTerm, PodAntiAffinity, PodSpec, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -25,10 +27,10 @@ pub enum Role {
 }
 
 impl Role {
-    /// The short word in member and Service names: `prod-zk-3`, `prod-zk`.
+    /// The short word in member and Service names: `prod-zookeeper-3`, `prod-zookeeper`.
     pub fn short(self) -> &'static str {
         match self {
-            Role::ZooKeeper => "zk",
+            Role::ZooKeeper => "zookeeper",
             Role::Master => "master",
             Role::Marathon => "marathon",
         }
@@ -55,6 +57,8 @@ pub const LABEL_MEMBER: &str = "mesos.operator.dev/member";
 pub const LABEL_VOTER: &str = "mesos.operator.dev/voter";
 pub const ANNOTATION_INCARNATION: &str = "mesos.operator.dev/incarnation";
 pub const ANNOTATION_CONFIG_HASH: &str = "mesos.operator.dev/config-hash";
+/// The `spec.restartRequestedAt` in force when the Pod was created.
+pub const ANNOTATION_RESTART_TOKEN: &str = "mesos.operator.dev/restart-token";
 
 /// A member: its role and its number, which is never reused within a cluster (fencing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,6 +139,105 @@ impl Member {
             ..PersistentVolumeClaim::default()
         }
     }
+}
+
+/// One container of a member and the claims it mounts; [`Member::pod`] wraps it in a Pod.
+pub struct MemberContainer {
+    pub container: Container,
+    /// `(volume suffix, mount path)`: claim `<member>-<suffix>` mounted at the path.
+    pub mounts: Vec<(&'static str, String)>,
+    /// The role's configuration apart from the member's own start parameter (`--quorum`, the
+    /// server list): the same for every member of the role, compared by the planner.
+    pub config_hash: String,
+}
+
+impl Member {
+    /// The member's Pod: stable hostname under the role's Service, the placement's
+    /// anti-affinity, the claims mounted, `POD_IP` in the environment, owned by the cluster.
+    pub fn pod(&self, mc: &MesosCluster, incarnation: &str, c: MemberContainer) -> Pod {
+        let name = self.name(mc);
+        let mut meta = self.meta(mc, name.clone());
+        let mut annotations = BTreeMap::from([
+            (ANNOTATION_INCARNATION.to_string(), incarnation.to_string()),
+            (ANNOTATION_CONFIG_HASH.to_string(), c.config_hash),
+        ]);
+        if let Some(token) = &mc.spec.restart_requested_at {
+            annotations.insert(ANNOTATION_RESTART_TOKEN.to_string(), token.clone());
+        }
+        meta.annotations = Some(annotations);
+        let mut container = c.container;
+        container.volume_mounts = Some(
+            c.mounts
+                .iter()
+                .map(|(volume, path)| VolumeMount {
+                    name: (*volume).into(),
+                    mount_path: path.clone(),
+                    ..VolumeMount::default()
+                })
+                .collect(),
+        );
+        let pod_ip = EnvVar {
+            name: "POD_IP".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "status.podIP".into(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        };
+        container.env.get_or_insert_default().insert(0, pod_ip);
+        let volumes = c
+            .mounts
+            .iter()
+            .map(|(volume, _)| Volume {
+                name: (*volume).into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: format!("{name}-{volume}"),
+                    read_only: None,
+                }),
+                ..Volume::default()
+            })
+            .collect();
+        Pod {
+            metadata: meta,
+            spec: Some(PodSpec {
+                hostname: Some(name),
+                subdomain: Some(service_name(mc, self.role)),
+                affinity: anti_affinity(mc, self.role),
+                restart_policy: Some("Always".into()),
+                termination_grace_period_seconds: Some(30),
+                containers: vec![container],
+                volumes: Some(volumes),
+                ..PodSpec::default()
+            }),
+            status: None,
+        }
+    }
+}
+
+/// Named container ports.
+pub fn ports(ports: &[(&str, i32)]) -> Vec<ContainerPort> {
+    ports
+        .iter()
+        .map(|(n, p)| ContainerPort {
+            name: Some((*n).into()),
+            container_port: *p,
+            ..ContainerPort::default()
+        })
+        .collect()
+}
+
+/// Plain environment variables.
+pub fn env(vars: Vec<(&str, String)>) -> Vec<EnvVar> {
+    vars.into_iter()
+        .map(|(k, v)| EnvVar {
+            name: k.into(),
+            value: Some(v),
+            ..EnvVar::default()
+        })
+        .collect()
 }
 
 /// The headless Service of a role, `<cluster>-<role>`: it gives members their DNS names.
@@ -280,6 +383,13 @@ pub fn config_hash(parts: &[&str]) -> String {
         .collect()
 }
 
+/// The config hash of a member configured entirely by its image and arguments.
+pub fn image_and_args_hash(image: &str, args: &[String]) -> String {
+    let mut parts = vec![image];
+    parts.extend(args.iter().map(String::as_str));
+    config_hash(&parts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,8 +400,11 @@ mod tests {
     fn names_and_dns() {
         let mc = cluster(serde_json::json!({}));
         let m = Member::new(Role::ZooKeeper, 3);
-        assert_eq!(m.name(&mc), "prod-zk-3");
-        assert_eq!(m.fqdn(&mc), "prod-zk-3.prod-zk.dcos.svc.cluster.local");
+        assert_eq!(m.name(&mc), "prod-zookeeper-3");
+        assert_eq!(
+            m.fqdn(&mc),
+            "prod-zookeeper-3.prod-zookeeper.dcos.svc.cluster.local"
+        );
         assert_eq!(Member::new(Role::Master, 12).name(&mc), "prod-master-12");
     }
 

@@ -163,7 +163,7 @@ pub fn mesos_duration(k8s: &str) -> String {
         ("mins", 60_000),
         ("secs", 1_000),
     ] {
-        if total_ms >= ms && total_ms % ms == 0 {
+        if total_ms >= ms && total_ms.is_multiple_of(ms) {
             return format!("{}{unit}", total_ms / ms);
         }
     }

@@ -174,6 +174,30 @@ impl Flags {
         self.get(name).and_then(|v| parse_duration(v).ok())
     }
 
+    /// An address flag (`--ip`, `--port`, ...); malformed values are start-up errors.
+    pub fn parsed<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, FlagError> {
+        self.get(name)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    FlagError::Invalid(name.to_string(), format!("Invalid value '{v}'"))
+                })
+            })
+            .transpose()
+    }
+
+    /// `--logging_level` must be one of glog's levels, as `src/logging/flags.cpp` checks.
+    pub fn check_logging_level(&self) -> Result<(), FlagError> {
+        match self.get("logging_level").unwrap_or("INFO") {
+            "INFO" | "WARNING" | "ERROR" => Ok(()),
+            other => Err(FlagError::Invalid(
+                "logging_level".into(),
+                format!(
+                    "'{other}' is not a valid value. Possible values are: 'INFO', 'WARNING', 'ERROR'"
+                ),
+            )),
+        }
+    }
+
     /// All effective values, as `/state` reports them under `flags`.
     pub fn to_json(&self) -> serde_json::Value {
         self.values

@@ -1,6 +1,7 @@
 //! Simulators of mesos-master, mesos-agent and marathon for the end-to-end tests,
 //! configured only by the real programs' flags and backed by real ZooKeeper.
 
+pub mod agent;
 pub mod flags;
 pub mod http_client;
 pub mod master;

@@ -171,16 +171,8 @@ pub enum ConfigError {
         "'{0}' is not a valid value for --registry. Possible values: 'replicated_log', 'in_memory'"
     )]
     Registry(String),
-    #[error(
-        "'{0}' is not a valid value for logging_level. Possible values for logging_level are: 'INFO', 'WARNING', 'ERROR'."
-    )]
-    LoggingLevel(String),
     #[error("Invalid value '{0}' for --quorum: must be at least 1")]
     Quorum(u64),
-    #[error("Invalid value '{0}' for --port")]
-    Port(String),
-    #[error("Invalid value '{0}' for --ip")]
-    Ip(String),
     #[error(
         "Invalid value '{0}' for --agent_reregister_timeout: Expected a timeout of at least 10mins"
     )]
@@ -219,32 +211,13 @@ pub struct MasterConfig {
     pub cluster: Option<String>,
 }
 
-fn parse_port(flags: &Flags, name: &str) -> Result<Option<u16>, ConfigError> {
-    flags
-        .get(name)
-        .map(|v| {
-            v.parse::<u16>()
-                .map_err(|_| ConfigError::Port(v.to_string()))
-        })
-        .transpose()
-}
-
-fn parse_ip(value: &str) -> Result<std::net::Ipv4Addr, ConfigError> {
-    value
-        .parse()
-        .map_err(|_| ConfigError::Ip(value.to_string()))
-}
-
 impl MasterConfig {
     pub fn load(
         args: Vec<String>,
         env: Vec<(String, String)>,
     ) -> Result<MasterConfig, ConfigError> {
         let flags = Flags::load(SPECS, "MESOS_", args, env)?;
-        let level = flags.get("logging_level").unwrap_or("INFO");
-        if !matches!(level, "INFO" | "WARNING" | "ERROR") {
-            return Err(ConfigError::LoggingLevel(level.to_string()));
-        }
+        flags.check_logging_level()?;
         let registry = flags.get("registry").unwrap_or("replicated_log");
         let in_memory = match registry {
             "replicated_log" | "log_storage" => false,
@@ -274,14 +247,10 @@ impl MasterConfig {
                     .to_string(),
             ));
         }
-        let ip = parse_ip(flags.get("ip").unwrap_or("127.0.0.1"))?;
-        let port = parse_port(&flags, "port")?.unwrap_or(5050);
-        let advertise_ip = flags
-            .get("advertise_ip")
-            .map(parse_ip)
-            .transpose()?
-            .unwrap_or(ip);
-        let advertise_port = parse_port(&flags, "advertise_port")?.unwrap_or(port);
+        let ip = flags.parsed("ip")?.unwrap_or(std::net::Ipv4Addr::LOCALHOST);
+        let port = flags.parsed("port")?.unwrap_or(5050);
+        let advertise_ip = flags.parsed("advertise_ip")?.unwrap_or(ip);
+        let advertise_port = flags.parsed("advertise_port")?.unwrap_or(port);
         // Reverse DNS is not simulated: without --hostname the advertised IP is used.
         let hostname = flags
             .get("hostname")

@@ -679,19 +679,6 @@ async fn agent_register(State(m): M, uri: Uri, Json(req): Json<RegisterRequest>)
     if let Some(r) = m.recovered_guard(&uri) {
         return r;
     }
-    let new_id = {
-        let mut rt = m.rt();
-        rt.next_agent_seq += 1;
-        format!("{}-S{}", m.id, rt.next_agent_seq - 1)
-    };
-    let connected: Vec<String> = {
-        let rt = m.rt();
-        rt.agents
-            .iter()
-            .filter(|(_, c)| m.is_connected(Some(c)))
-            .map(|(id, _)| id.clone())
-            .collect()
-    };
     let info = req.info;
     let result = m
         .update(|r| {
@@ -704,11 +691,14 @@ async fn agent_register(State(m): M, uri: Uri, Json(req): Json<RegisterRequest>)
                     return Registration::Admitted(id.clone());
                 }
             }
-            let id = req.agent_id.clone().unwrap_or(new_id);
-            // "a new agent registered at the same address": the old entry goes.
-            r.agents.retain(|other, rec| {
-                rec.info.pid != info.pid || connected.contains(other) || *other == id
+            let id = req.agent_id.clone().unwrap_or_else(|| {
+                let mut rt = m.rt();
+                rt.next_agent_seq += 1;
+                format!("{}-S{}", m.id, rt.next_agent_seq - 1)
             });
+            // "a new agent registered at the same address": the old agent's process is
+            // gone (the new one holds its port), so its entry goes.
+            r.agents.retain(|_, rec| rec.info.pid != info.pid);
             r.agents.insert(
                 id.clone(),
                 AgentRecord {

@@ -1,0 +1,297 @@
+//! The role-independent half of the planner: what one role's next step is made of, and the
+//! gates every disruptive step passes (fencing first, one member at a time, all others
+//! healthy, changed members caught up).
+
+use super::decision::{BlockReason, WaitReason};
+use super::types::{Ensemble, Member, Pod, Role};
+
+/// One role's next step, before the caller wraps it into a `Decision`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Step<C> {
+    Create {
+        name: String,
+        ordinal: u32,
+        config: C,
+    },
+    Restart {
+        name: String,
+        config: C,
+    },
+    Remove {
+        name: String,
+    },
+    Wait(WaitReason),
+    Blocked(BlockReason),
+    /// The latched target is reached and every member is healthy.
+    Reached,
+}
+
+/// Deliberate defects, switched on only by the model-check tests to prove the checker catches
+/// them. Production code always uses `Flaws::NONE`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Flaws {
+    /// Start the new masters before restarting the old ones with the higher quorum.
+    pub create_before_raise: bool,
+    /// Restart the next member without waiting for the previous one to catch up.
+    pub skip_catch_up: bool,
+}
+
+impl Flaws {
+    pub const NONE: Flaws = Flaws {
+        create_before_raise: false,
+        skip_catch_up: false,
+    };
+}
+
+/// One role's ensemble plus what is needed to judge it against the live spec.
+pub(crate) struct RoleView<'a, C> {
+    pub role: Role,
+    pub cluster: &'a str,
+    pub ensemble: &'a Ensemble<C>,
+    pub config_hash: &'a str,
+    pub restart_token: Option<&'a str>,
+    /// A bootstrap operation is in flight: no data existed yet, so members lost on the way
+    /// may be replaced without the all-data-lost refusal.
+    pub bootstrapping: bool,
+    pub flaws: Flaws,
+}
+
+/// The pod of a member unless it is being deleted.
+fn running_pod<C>(m: &Member<C>) -> Option<&Pod<C>> {
+    m.pod.as_ref().filter(|p| !p.terminating)
+}
+
+pub(crate) fn healthy<C>(m: &Member<C>) -> bool {
+    running_pod(m).is_some_and(|p| p.health.healthy())
+}
+
+fn known_down<C>(m: &Member<C>) -> bool {
+    running_pod(m).is_some_and(|p| p.health.known_down())
+}
+
+impl<C: Clone + PartialEq> RoleView<'_, C> {
+    pub fn live(&self) -> Vec<&Member<C>> {
+        self.ensemble.live().collect()
+    }
+
+    /// A fresh identity, past every ordinal ever used.
+    pub fn fresh(&self, offset: u32) -> (String, u32) {
+        let ordinal = self.ensemble.next_ordinal() + offset;
+        (self.name(ordinal), ordinal)
+    }
+
+    pub fn name(&self, ordinal: u32) -> String {
+        format!("{}-{}-{}", self.cluster, self.role.slug(), ordinal)
+    }
+
+    /// Fencing is finished before anything else: a tombstoned member whose pod or volume
+    /// remains is removed again, and while its pod is terminating it may still run.
+    pub fn finish_fencing(&self) -> Option<Step<C>> {
+        let fenced = self
+            .ensemble
+            .members
+            .iter()
+            .filter(|m| self.ensemble.fenced(&m.name));
+        let mut terminating = None;
+        for m in fenced {
+            match &m.pod {
+                Some(p) if p.terminating => terminating = terminating.or(Some(m)),
+                Some(_) => {
+                    return Some(Step::Remove {
+                        name: m.name.clone(),
+                    });
+                }
+                None if m.volume => {
+                    return Some(Step::Remove {
+                        name: m.name.clone(),
+                    });
+                }
+                None => {}
+            }
+        }
+        terminating.map(|m| {
+            Step::Wait(WaitReason::FencedMemberStillRunning {
+                role: self.role,
+                member: m.name.clone(),
+            })
+        })
+    }
+
+    /// Repairs that precede any planned change: a member whose volume is gone can never
+    /// rejoin with its old state, so it is fenced (and later replaced by a fresh identity); a
+    /// member whose pod is gone gets it back with `config`; a pod being deleted is waited for.
+    pub fn repair(&self, config: &C) -> Option<Step<C>> {
+        let live = self.live();
+        if let Some(lost) = live.iter().find(|m| !m.volume) {
+            return Some(Step::Remove {
+                name: lost.name.clone(),
+            });
+        }
+        if let Some(podless) = live.iter().find(|m| m.pod.is_none()) {
+            return Some(Step::Restart {
+                name: podless.name.clone(),
+                config: config.clone(),
+            });
+        }
+        live.iter()
+            .find(|m| m.pod.as_ref().is_some_and(|p| p.terminating))
+            .map(|m| {
+                Step::Wait(WaitReason::MemberTerminating {
+                    role: self.role,
+                    member: m.name.clone(),
+                })
+            })
+    }
+
+    /// The pod does not match `config`, the live config hash or the restart token.
+    pub fn outdated(&self, m: &Member<C>, config: &C) -> bool {
+        running_pod(m).is_some_and(|p| {
+            p.config != *config
+                || p.config_hash != self.config_hash
+                || self
+                    .restart_token
+                    .is_some_and(|t| p.restart_token.as_deref() != Some(t))
+        })
+    }
+
+    /// Why `m` does not count as healthy.
+    fn unhealthy_reason(&self, m: &Member<C>) -> WaitReason {
+        let member = m.name.clone();
+        match running_pod(m).map(|p| &p.health) {
+            Some(super::types::Health::Unknown) => WaitReason::MemberUnknown {
+                role: self.role,
+                member,
+            },
+            Some(_) => WaitReason::CatchingUp {
+                role: self.role,
+                member,
+            },
+            None => WaitReason::MemberTerminating {
+                role: self.role,
+                member,
+            },
+        }
+    }
+
+    /// The first live member other than `except` that is not healthy, as a wait.
+    pub fn first_unhealthy(&self, except: Option<&str>) -> Option<WaitReason> {
+        self.live()
+            .into_iter()
+            .filter(|m| Some(m.name.as_str()) != except)
+            .find(|m| !healthy(m))
+            .map(|m| self.unhealthy_reason(m))
+    }
+
+    /// The gate of every disruptive step on `target`: a member that may be serving (healthy
+    /// or unreachable) is touched only when every other member is healthy, so no two members
+    /// are ever down because of the operator and a changed member is always caught up before
+    /// the next one is touched. A member known to be down is touched only when no *other*
+    /// up-to-date member is still catching up (stop at the first member that does not come
+    /// back).
+    pub fn gate(&self, target: &Member<C>, config: &C) -> Option<WaitReason> {
+        if self.flaws.skip_catch_up {
+            return None;
+        }
+        if known_down(target) {
+            self.live()
+                .into_iter()
+                .filter(|m| m.name != target.name && !self.outdated(m, config))
+                .find(|m| !healthy(m))
+                .map(|m| self.unhealthy_reason(m))
+        } else {
+            self.first_unhealthy(Some(&target.name))
+        }
+    }
+
+    /// Restart the next member whose pod does not match `config`: members known to be down
+    /// first, then followers, the leader last. `None` when every pod matches.
+    pub fn roll(&self, config: &C) -> Option<Step<C>> {
+        let live = self.live();
+        let target = live
+            .iter()
+            .filter(|m| self.outdated(m, config))
+            .min_by_key(|m| (!known_down(m), leader(m), m.ordinal))?;
+        Some(match self.gate(target, config) {
+            Some(wait) => Step::Wait(wait),
+            None => Step::Restart {
+                name: target.name.clone(),
+                config: config.clone(),
+            },
+        })
+    }
+
+    /// Remove (and fence) one member to shrink: one known to be down first, then the newest
+    /// follower, the leader last. Removing a member that is down is allowed only while the
+    /// healthy rest still hold `quorum`.
+    pub fn shrink(&self, config: &C, quorum: usize) -> Step<C> {
+        let live = self.live();
+        let Some(target) = live
+            .iter()
+            .min_by_key(|m| (!known_down(m), leader(m), u32::MAX - m.ordinal))
+        else {
+            return Step::Reached;
+        };
+        if let Some(wait) = self.gate(target, config) {
+            return Step::Wait(wait);
+        }
+        let healthy_rest = live
+            .iter()
+            .filter(|m| m.name != target.name && healthy(m))
+            .count();
+        if known_down(target) && healthy_rest < quorum {
+            return Step::Wait(WaitReason::QuorumUnavailable {
+                role: self.role,
+                healthy: count(healthy_rest),
+                needed: count(quorum),
+            });
+        }
+        Step::Remove {
+            name: target.name.clone(),
+        }
+    }
+
+    /// Add one fresh member, but only once every member is healthy (a grow step never starts
+    /// while a changed member is catching up).
+    pub fn grow(&self, config: C) -> Step<C> {
+        if let Some(wait) = self
+            .first_unhealthy(None)
+            .filter(|_| !self.flaws.skip_catch_up)
+        {
+            return Step::Wait(wait);
+        }
+        let (name, ordinal) = self.fresh(0);
+        Step::Create {
+            name,
+            ordinal,
+            config,
+        }
+    }
+
+    /// Nothing left to change: reached once every member is healthy.
+    pub fn settle(&self) -> Step<C> {
+        match self.first_unhealthy(None) {
+            Some(wait) => Step::Wait(wait),
+            None => Step::Reached,
+        }
+    }
+
+    /// No live member is serving a recovered log and none is unreachable: the ensemble has
+    /// not been initialised (or is wholly down), so waiting for health before adding the
+    /// remaining bootstrap members would wait forever.
+    pub fn all_data_lost(&self) -> bool {
+        !self.ensemble.tombstones.is_empty() && !self.bootstrapping
+    }
+
+    pub fn uninitialised(&self) -> bool {
+        self.live().iter().all(|m| known_down(m) || m.pod.is_none())
+    }
+}
+
+fn leader<C>(m: &Member<C>) -> bool {
+    running_pod(m).is_some_and(|p| p.health.leader())
+}
+
+/// Member counts are tiny; saturate rather than fail.
+pub(crate) fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}

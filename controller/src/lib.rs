@@ -8,3 +8,4 @@ pub mod metrics;
 pub mod quorum;
 pub mod telemetry;
 pub mod validation;
+pub mod zookeeper;

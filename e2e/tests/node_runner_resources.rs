@@ -212,6 +212,92 @@ async fn volumes_dns_zookeeper_and_unknown_images() {
     )
     .await;
 
+    // mesos-master:* runs the simulator with the container's args, elected through that
+    // ZooKeeper; POD_IP comes from the downward API and is expanded into the args.
+    let zk_ip = pods
+        .get("zk")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .pod_ip
+        .unwrap();
+    let master = pod(json!({
+        "metadata": {"name": "master"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "mesos-master", "image": "mesos-master:1.11",
+            "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+            "args": [format!("--zk=zk://{zk_ip}:2181/mesos"), "--quorum=1".to_string(),
+                     "--work_dir=/var/lib/mesos".to_string(), "--ip=$(POD_IP)".to_string(),
+                     "--port=5050".to_string()],
+            "volumeMounts": [{"name": "work", "mountPath": "/var/lib/mesos"}],
+            "readinessProbe": {"httpGet": {"path": "/health", "port": 5050}, "periodSeconds": 1}}],
+            "volumes": [{"name": "work", "emptyDir": {}}]}
+    }));
+    pods.create(&PostParams::default(), &master).await.unwrap();
+    let sim = e2e::paths::target_bin_dir().join("mesos-master-sim");
+    if sim.is_file() {
+        let p = wait_pod(
+            &pods,
+            "master",
+            "simulated master ready",
+            Duration::from_secs(30),
+            is_ready,
+        )
+        .await;
+        let ip = p.status.unwrap().pod_ip.unwrap();
+        let url = format!("http://{ip}:5050/metrics/snapshot");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = env
+                .runner
+                .exec(
+                    NS,
+                    "master",
+                    "mesos-master",
+                    &["busybox", "wget", "-qO-", &url],
+                )
+                .await
+                .unwrap();
+            let metrics: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if metrics["master/elected"] == json!(1.0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the simulated master was not elected: {metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    } else {
+        // `cargo test -p e2e` alone does not build the simulators; the pod must say so.
+        let p = wait_pod(
+            &pods,
+            "master",
+            "missing simulator reported",
+            Duration::from_secs(20),
+            |p| waiting_reason(p).as_deref() == Some("ErrImagePull"),
+        )
+        .await;
+        let message = p.status.unwrap().container_statuses.unwrap()[0]
+            .state
+            .clone()
+            .unwrap()
+            .waiting
+            .unwrap()
+            .message
+            .unwrap();
+        assert!(
+            message.contains("mesos-master-sim is not built"),
+            "{message}"
+        );
+        println!(
+            "{} is not built: checked that the pod reports it instead",
+            sim.display()
+        );
+    }
+
     // An image with no program here: a clear reason, never Running.
     let unknown = pod(json!({
         "metadata": {"name": "mystery"},
@@ -223,14 +309,7 @@ async fn volumes_dns_zookeeper_and_unknown_images() {
         "mystery",
         "ErrImagePull reported",
         Duration::from_secs(20),
-        |p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.container_statuses.as_ref())
-                .and_then(|c| c.first()?.state.as_ref()?.waiting.as_ref()?.reason.clone())
-                .as_deref()
-                == Some("ErrImagePull")
-        },
+        |p| waiting_reason(p).as_deref() == Some("ErrImagePull"),
     )
     .await;
     let status = p.status.unwrap();
@@ -249,4 +328,18 @@ async fn volumes_dns_zookeeper_and_unknown_images() {
     );
 
     env.teardown().await;
+}
+
+fn waiting_reason(p: &k8s_openapi::api::core::v1::Pod) -> Option<String> {
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?
+        .reason
+        .clone()
 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Env, is_ready, pod, wait_pod};
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
@@ -237,57 +237,7 @@ async fn volumes_dns_zookeeper_and_unknown_images() {
     pods.create(&PostParams::default(), &master).await.unwrap();
     let sim = e2e::paths::target_bin_dir().join("mesos-master-sim");
     if sim.is_file() {
-        let p = wait_pod(
-            &pods,
-            "master",
-            "simulated master ready",
-            Duration::from_secs(30),
-            is_ready,
-        )
-        .await;
-        let ip = p.status.unwrap().pod_ip.unwrap();
-        let url = format!("http://{ip}:5050/metrics/snapshot");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let out = env
-                .runner
-                .exec(
-                    NS,
-                    "master",
-                    "mesos-master",
-                    &["busybox", "wget", "-qO-", &url],
-                )
-                .await
-                .unwrap();
-            let metrics: serde_json::Value =
-                serde_json::from_slice(&out.stdout).unwrap_or_default();
-            if metrics["master/elected"] == json!(1.0) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the simulated master was not elected: {metrics}"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    } else {
-        // `cargo test -p e2e` alone does not build the simulators; the pod must say so.
-        let p = wait_pod(
-            &pods,
-            "master",
-            "missing simulator reported",
-            Duration::from_secs(20),
-            |p| waiting_reason(p).as_deref() == Some("ErrImagePull"),
-        )
-        .await;
-        let message = p.status.unwrap().container_statuses.unwrap()[0]
-            .state
-            .clone()
-            .unwrap()
-            .waiting
-            .unwrap()
-            .message
-            .unwrap();
+        let message = image_pull_message(&pods, "master").await;
         assert!(
             message.contains("mesos-master-sim is not built"),
             "{message}"
@@ -304,24 +254,9 @@ async fn volumes_dns_zookeeper_and_unknown_images() {
         "spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]}
     }));
     pods.create(&PostParams::default(), &unknown).await.unwrap();
-    let p = wait_pod(
-        &pods,
-        "mystery",
-        "ErrImagePull reported",
-        Duration::from_secs(20),
-        |p| waiting_reason(p).as_deref() == Some("ErrImagePull"),
-    )
-    .await;
-    let status = p.status.unwrap();
-    assert_eq!(status.phase.as_deref(), Some("Pending"));
-    let message = status.container_statuses.unwrap()[0]
-        .state
-        .clone()
-        .unwrap()
-        .waiting
-        .unwrap()
-        .message
-        .unwrap();
+    let message = image_pull_message(&pods, "mystery").await;
+    let phase = pods.get("mystery").await.unwrap().status.unwrap().phase;
+    assert_eq!(phase.as_deref(), Some("Pending"));
     assert!(
         message.contains("\"nginx:1.27\" is not in the node runner's image table"),
         "{message}"
@@ -330,7 +265,24 @@ async fn volumes_dns_zookeeper_and_unknown_images() {
     env.teardown().await;
 }
 
-fn waiting_reason(p: &k8s_openapi::api::core::v1::Pod) -> Option<String> {
+/// Waits for the pod's container to wait with ErrImagePull; returns the message.
+async fn image_pull_message(pods: &Api<Pod>, name: &str) -> String {
+    let p = wait_pod(
+        pods,
+        name,
+        "ErrImagePull reported",
+        Duration::from_secs(20),
+        |p| waiting_reason(p).as_deref() == Some("ErrImagePull"),
+    )
+    .await;
+    let state = p.status.unwrap().container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap();
+    state.waiting.unwrap().message.unwrap_or_default()
+}
+
+fn waiting_reason(p: &Pod) -> Option<String> {
     p.status
         .as_ref()?
         .container_statuses

@@ -6,6 +6,7 @@
 
 mod decision;
 mod explain;
+mod health;
 pub mod invariants;
 mod masters;
 mod plan;
@@ -20,6 +21,7 @@ mod model;
 mod tests;
 
 pub use decision::{BlockReason, Decision, MemberConfig, OperationUpdate, WaitReason};
+pub use health::{QuorumHealth, masters_health, min_available, zookeeper_health};
 pub use plan::{plan, validate};
 pub use simulate::{SimulationError, render, simulate};
 pub use types::{

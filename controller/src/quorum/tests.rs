@@ -698,3 +698,27 @@ fn quorum_simulated_grow_restarts_before_it_creates() {
         ]
     );
 }
+
+#[test]
+fn quorum_health_reports_fault_tolerance() {
+    let mut o = with_masters(&[(1, 2), (2, 2), (3, 2)]);
+    assert_eq!(masters_health(&o.masters).fault_tolerance(), Some(1));
+    set(&mut o, 1, |m| {
+        if let Some(p) = &mut m.pod {
+            p.config.quorum = 3;
+        }
+    });
+    assert_eq!(
+        masters_health(&o.masters).fault_tolerance(),
+        Some(0),
+        "3 masters of which one runs --quorum=3: the zero fault tolerance window"
+    );
+    health(&mut o, 2, Health::Unknown);
+    let h = masters_health(&o.masters);
+    assert!(!h.quorate(), "an unreachable master is not counted");
+    assert_eq!(h.fault_tolerance(), None);
+    assert_eq!(zookeeper_health(&o.zookeeper).fault_tolerance(), Some(1));
+    assert_eq!(min_available(3, 5), 3);
+    assert_eq!(min_available(5, 3), 3);
+    assert_eq!(min_available(7, 3), 4);
+}

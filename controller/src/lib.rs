@@ -2,6 +2,7 @@
 
 pub mod controllers;
 pub mod crd;
+pub mod dry_run;
 pub mod http;
 pub mod leader;
 pub mod metrics;

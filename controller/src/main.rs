@@ -15,11 +15,11 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 
 use mesos_operator::controllers::{self, Context};
-use mesos_operator::crd;
 use mesos_operator::http::{self, Health};
 use mesos_operator::leader::{Elector, Timing};
 use mesos_operator::metrics::Metrics;
 use mesos_operator::telemetry::{self, LogFormat};
+use mesos_operator::{crd, dry_run};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +41,19 @@ enum Command {
         /// Write `<plural>.<group>.yaml` files here instead of printing.
         #[arg(long)]
         out_dir: Option<PathBuf>,
+    },
+    /// Print every step the operator would take to move a cluster from an observed state to a
+    /// MesosCluster spec, assuming each step succeeds. Nothing is contacted.
+    Plan {
+        /// The observed state (see controller/testdata/observed-3-masters.yaml).
+        #[arg(long)]
+        from: PathBuf,
+        /// A MesosCluster manifest.
+        #[arg(long)]
+        to: PathBuf,
+        /// Assume the spec's configuration differs from the members' (plan a rolling restart too).
+        #[arg(long)]
+        roll_config: bool,
     },
     /// Print the version.
     Version,
@@ -78,6 +91,11 @@ fn main() -> ExitCode {
                 .and_then(|rt| rt.block_on(run(args)))
         }
         Command::Crd { out_dir } => print_crds(out_dir),
+        Command::Plan {
+            from,
+            to,
+            roll_config,
+        } => dry_run(&from, &to, roll_config),
         Command::Version => {
             println!("mesos-operator {}", env!("CARGO_PKG_VERSION"));
             Ok(())
@@ -90,6 +108,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn dry_run(from: &std::path::Path, to: &std::path::Path, roll_config: bool) -> anyhow::Result<()> {
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let config = if roll_config {
+        dry_run::Config::Changed
+    } else {
+        dry_run::Config::Unchanged
+    };
+    print!(
+        "{}",
+        dry_run::plan(&read(from)?, &read(to)?, config, chrono::Utc::now())?
+    );
+    Ok(())
 }
 
 fn print_crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 //! container that restarts on its own comes back with exactly the configuration it was started
 //! with; only the planner changes a member's configuration, by replacing its Pod.
 
+pub mod desired;
 pub mod disruption;
 pub mod marathon;
 pub mod masters;

@@ -1,7 +1,8 @@
 //! The voters' PodDisruptionBudget. Voluntary evictions (node drains) must never take away a
 //! quorum, and during a membership change the quorum is the larger of the old and new one:
-//! `minAvailable = quorum(max(live, target))` for ZooKeeper, and the largest `--quorum` any
-//! master runs with (or will run with) for masters. The operator's own, planned deletes do not
+//! `minAvailable = quorum(max(live, target))` for ZooKeeper ([`crate::quorum::min_available`]),
+//! and for masters the largest `--quorum` any master runs with or will run with: after a shrink
+//! removed masters, the rest still need their old, larger quorum until they are restarted. The operator's own, planned deletes do not
 //! go through evictions.
 
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
@@ -10,11 +11,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::member::{LABEL_VOTER, Role, role_selector, service_name};
 use crate::crd::MesosCluster;
-
-/// ZooKeeper's budget: a majority of the larger of the live and the target ensemble.
-pub fn zookeeper_min_available(live: u32, target: u32) -> u32 {
-    live.max(target) / 2 + 1
-}
 
 /// The masters' budget: the largest replicated-log quorum in use or about to be.
 pub fn masters_min_available(
@@ -54,27 +50,6 @@ pub fn budget(mc: &MesosCluster, role: Role, min_available: u32) -> PodDisruptio
 mod tests {
     use super::*;
     use crate::controllers::cluster::test_cluster;
-
-    #[test]
-    fn zookeeper_budget_prices_in_the_pending_change() {
-        // (live, target, minAvailable)
-        let table = [
-            (3, 3, 2),
-            (3, 5, 3),
-            (5, 3, 3),
-            (5, 5, 3),
-            (1, 1, 1),
-            (7, 3, 4),
-            (2, 3, 2),
-        ];
-        for (live, target, want) in table {
-            assert_eq!(
-                zookeeper_min_available(live, target),
-                want,
-                "live {live}, target {target}"
-            );
-        }
-    }
 
     #[test]
     fn masters_budget_is_the_largest_quorum_in_use() {

@@ -237,6 +237,41 @@ async fn volumes_dns_zookeeper_and_unknown_images() {
     pods.create(&PostParams::default(), &master).await.unwrap();
     let sim = e2e::paths::target_bin_dir().join("mesos-master-sim");
     if sim.is_file() {
+        let p = wait_pod(
+            &pods,
+            "master",
+            "simulated master ready",
+            Duration::from_secs(30),
+            is_ready,
+        )
+        .await;
+        let ip = p.status.unwrap().pod_ip.unwrap();
+        let url = format!("http://{ip}:5050/metrics/snapshot");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = env
+                .runner
+                .exec(
+                    NS,
+                    "master",
+                    "mesos-master",
+                    &["busybox", "wget", "-qO-", &url],
+                )
+                .await
+                .unwrap();
+            let metrics: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if metrics["master/elected"] == json!(1.0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the simulated master was not elected: {metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    } else {
+        // `cargo test -p e2e` alone does not build the simulators; the pod must say so.
         let message = image_pull_message(&pods, "master").await;
         assert!(
             message.contains("mesos-master-sim is not built"),

@@ -14,6 +14,9 @@ use mesos_operator::crd::MesosCluster;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+mod common;
+use common::eventually;
+
 async fn control_plane() -> ControlPlane {
     ControlPlane::start()
         .await
@@ -34,24 +37,6 @@ fn operator(cp: &ControlPlane, identity: &str) -> (Supervised, u16) {
         Supervised::spawn(identity, cmd, &log).expect("start the operator"),
         port,
     )
-}
-
-/// Polls `check` until it returns Some, or fails with the last value it saw.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => {
-                panic!("timed out waiting for {what}; last seen: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
 }
 
 async fn create(client: &Client, manifest: serde_json::Value) {

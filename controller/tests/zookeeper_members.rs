@@ -15,24 +15,10 @@ use mesos_operator::crd::MesosCluster;
 use mesos_operator::zookeeper::{self as zk, ServerState};
 use serde_json::json;
 
-const NS: &str = "zk";
+mod common;
+use common::eventually;
 
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) if Instant::now() > deadline => {
-                panic!("timed out waiting for {what}; last seen: {last}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
-        }
-    }
-}
+const NS: &str = "zk";
 
 fn ready(pod: &Pod) -> bool {
     pod.status
@@ -48,6 +34,19 @@ async fn state(pods: &Api<Pod>, name: &str) -> Result<ServerState, String> {
     zk::srvr(&format!("{ip}:2181"), Duration::from_secs(2))
         .await
         .map_err(|e| e.category().to_string())
+}
+
+/// Waits until the sorted modes of `names` are `want`.
+async fn wait_modes(pods: &Api<Pod>, names: &[String], want: &[&str], what: &str) {
+    eventually(what, Duration::from_secs(60), || async {
+        let m = modes(pods, names).await;
+        if m == want {
+            Ok(())
+        } else {
+            Err(format!("{m:?}"))
+        }
+    })
+    .await;
 }
 
 /// The modes of `names`, sorted; "unknown" for a server that did not answer.
@@ -178,19 +177,7 @@ async fn generated_servers_form_a_quorum_survive_replacement_and_report_partitio
     .await;
     create(&client, zookeeper::pod(&mc, 2, &ensemble, "second")).await;
     wait_ready(&pods, &[victim.to_string()]).await;
-    eventually(
-        "one leader after the replacement",
-        Duration::from_secs(30),
-        || async {
-            let m = modes(&pods, &names).await;
-            if m == expected {
-                Ok(())
-            } else {
-                Err(format!("{m:?}"))
-            }
-        },
-    )
-    .await;
+    wait_modes(&pods, &names, &expected, "one leader after the replacement").await;
 
     // Cut two servers off: the third loses its quorum and says so; the two cannot be asked at
     // all. Neither is ever taken for healthy. Healing the network restores one quorum.
@@ -220,19 +207,7 @@ async fn generated_servers_form_a_quorum_survive_replacement_and_report_partitio
             .await
             .expect("restore the network");
     }
-    eventually(
-        "the quorum to come back",
-        Duration::from_secs(60),
-        || async {
-            let m = modes(&pods, &names).await;
-            if m == expected {
-                Ok(())
-            } else {
-                Err(format!("{m:?}"))
-            }
-        },
-    )
-    .await;
+    wait_modes(&pods, &names, &expected, "the quorum to come back").await;
 
     // Everything built for the cluster is owned by it: deleting it lets the garbage collector
     // remove pods, claims and the Service.

@@ -1,9 +1,8 @@
 //! Marathon members: stateless (their state is in ZooKeeper), so they need no volume.
 
-use k8s_openapi::api::core::v1::{Container, HTTPGetAction, Pod, Probe, Service};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::{Container, Pod, Service};
 
-use super::member::{Member, MemberContainer, Role, image_and_args_hash, ports};
+use super::member::{Member, MemberContainer, Role, http_readiness, image_and_args_hash, ports};
 use super::zookeeper;
 use crate::crd::MesosCluster;
 
@@ -46,15 +45,7 @@ pub fn pod(mc: &MesosCluster, ordinal: u32, zk_ensemble: &[u32], incarnation: &s
         image: Some(image),
         args: Some(args),
         ports: Some(ports(&[("http", HTTP_PORT)])),
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/ping".into()),
-                port: IntOrString::Int(HTTP_PORT),
-                ..HTTPGetAction::default()
-            }),
-            period_seconds: Some(2),
-            ..Probe::default()
-        }),
+        readiness_probe: Some(http_readiness("/ping", HTTP_PORT)),
         ..Container::default()
     };
     member(ordinal).pod(

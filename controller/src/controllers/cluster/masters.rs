@@ -2,13 +2,10 @@
 //! chooses per member (during a quorum change old and new values run side by side, one step
 //! apart, as the Mesos operational guide prescribes).
 
-use k8s_openapi::api::core::v1::{
-    Container, HTTPGetAction, PersistentVolumeClaim, Pod, Probe, Service,
-};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::core::v1::{Container, PersistentVolumeClaim, Pod, Service};
 use kube::ResourceExt;
 
-use super::member::{Member, MemberContainer, Role, image_and_args_hash, ports};
+use super::member::{Member, MemberContainer, Role, http_readiness, image_and_args_hash, ports};
 use super::zookeeper;
 use crate::crd::MesosCluster;
 use crate::crd::cluster::LogLevel;
@@ -105,15 +102,7 @@ pub fn pod(
         image: Some(image),
         args: Some(args),
         ports: Some(ports(&[("http", PORT)])),
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/health".into()),
-                port: IntOrString::Int(PORT),
-                ..HTTPGetAction::default()
-            }),
-            period_seconds: Some(2),
-            ..Probe::default()
-        }),
+        readiness_probe: Some(http_readiness("/health", PORT)),
         ..Container::default()
     };
     let mounts = vec![

@@ -8,9 +8,11 @@ use k8s_openapi::api::core::v1::{
     PodAffinityTerm, PodAntiAffinity, PodSpec, Service, ServicePort, ServiceSpec, Volume,
     VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
+use k8s_openapi::api::core::v1::{HTTPGetAction, Probe};
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use sha2::{Digest, Sha256};
 
@@ -227,6 +229,19 @@ pub fn ports(ports: &[(&str, i32)]) -> Vec<ContainerPort> {
             ..ContainerPort::default()
         })
         .collect()
+}
+
+/// Ready when `GET path` on `port` succeeds, checked every 2 s.
+pub fn http_readiness(path: &str, port: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(port),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(2),
+        ..Probe::default()
+    }
 }
 
 /// Plain environment variables.

@@ -145,6 +145,10 @@ impl ControlPlane {
         api_cmd.args([
             format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
             "--bind-address=127.0.0.1".to_string(),
+            // Else it advertises the machine's own address in the `kubernetes` endpoints; a
+            // loopback address is only accepted without the endpoint reconciler.
+            "--advertise-address=127.0.0.1".to_string(),
+            "--endpoint-reconciler-type=none".to_string(),
             format!("--secure-port={api_port}"),
             format!("--cert-dir={}", dir.display()),
             format!("--tls-cert-file={}", pki.serving_cert_file.display()),

@@ -160,5 +160,43 @@ async fn probes_restarts_network_cuts_and_graceful_deletion() {
     }
     println!("stubborn pod stopped {stopped_after:?} after deletion (grace 3 s)");
 
+    // restartPolicy Never: a clean exit is Succeeded, a failing one Failed with its code.
+    for (name, code) in [("done", 0), ("broken", 3)] {
+        let p = pod(json!({
+            "metadata": {"name": name},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "test:1",
+                "command": ["sh", "-c", format!("exit {code}")]}]}
+        }));
+        pods.create(&PostParams::default(), &p).await.unwrap();
+    }
+    let phase =
+        |p: &k8s_openapi::api::core::v1::Pod| p.status.as_ref().and_then(|s| s.phase.clone());
+    wait_pod(&pods, "done", "Succeeded", Duration::from_secs(20), |p| {
+        phase(p).as_deref() == Some("Succeeded")
+    })
+    .await;
+    let broken = wait_pod(&pods, "broken", "Failed", Duration::from_secs(20), |p| {
+        phase(p).as_deref() == Some("Failed")
+    })
+    .await;
+    let state = broken.status.unwrap().container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap();
+    assert_eq!(state.terminated.unwrap().exit_code, 3);
+    for name in ["done", "broken"] {
+        pods.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pods.get_opt("done").await.unwrap().is_some()
+        || pods.get_opt("broken").await.unwrap().is_some()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "finished pods were not removed on deletion"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     env.teardown().await;
 }

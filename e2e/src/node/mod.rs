@@ -472,18 +472,17 @@ async fn sync_once(
                 if let Some(old) = pods_guard.remove(&key) {
                     let _ = old.stop.send(Stop::Kill);
                 }
+                if deleting {
+                    // Nothing of it runs here: just let the deletion complete.
+                    tokio::spawn(pod::finalize(ctx.client.clone(), pod.clone()));
+                    continue;
+                }
                 if terminal {
                     continue;
                 }
                 let pod_dir = dir.join("pods").join(format!("{}_{}_{uid}", key.0, key.1));
                 let state = Arc::new(PodState::new(pod, node, pod_dir));
-                let (tx, rx) = watch::channel(if deleting {
-                    Stop::Delete {
-                        grace: Duration::ZERO,
-                    }
-                } else {
-                    Stop::Run
-                });
+                let (tx, rx) = watch::channel(Stop::Run);
                 let task = tokio::spawn(pod::run(ctx.clone(), pod.clone(), state.clone(), rx));
                 pods_guard.insert(
                     key,

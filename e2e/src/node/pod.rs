@@ -239,7 +239,7 @@ pub async fn run(ctx: Arc<Ctx>, pod: Pod, state: Arc<PodState>, mut stop: watch:
     reporter.abort();
     let _ = std::fs::remove_dir_all(state.read(|rt| rt.dir.join("volumes")));
     if let Stop::Delete { .. } = outcome {
-        finalize(&ctx, &pod).await;
+        finalize(ctx.client.clone(), pod.clone()).await;
     }
     ctx.refresh_hosts();
 }
@@ -729,9 +729,9 @@ pub fn grace_seconds(pod: &Pod) -> u64 {
 }
 
 /// Removes the pod object once its processes are gone, as the kubelet does.
-async fn finalize(ctx: &Ctx, pod: &Pod) {
+pub async fn finalize(client: kube::Client, pod: Pod) {
     let api: Api<Pod> = Api::namespaced(
-        ctx.client.clone(),
+        client,
         pod.metadata.namespace.as_deref().unwrap_or("default"),
     );
     let params = DeleteParams {

@@ -78,7 +78,7 @@ rm -f "$bin_dir/.stamp"
 total_start=$SECONDS
 for b in "${BINARIES[@]}"; do
   start=$SECONDS
-  log "building $b $K8S_VERSION (a cold build of kube-apiserver takes ~7 min on 2 cores)"
+  log "building $b $K8S_VERSION (cold on 2 cores: ~8 min for kube-apiserver, ~4 for kube-controller-manager)"
   go build -trimpath -ldflags "$ldflags" -o "$bin_dir/.$b.tmp" "k8s.io/kubernetes/cmd/$b" ||
     die "go build of $b failed"
   mv -f "$bin_dir/.$b.tmp" "$bin_dir/$b"

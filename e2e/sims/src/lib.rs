@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod flags;
 pub mod http_client;
+pub mod marathon;
 pub mod master;
 pub mod resources;
 pub mod zk;
@@ -25,4 +26,12 @@ pub fn init_logging(level: &str, quiet: bool) {
             .with_writer(std::io::stderr)
             .try_init();
     }
+}
+
+/// The real programs' fail-fast exit (`EXIT(status) << message`): the message goes to
+/// stderr and the log, then the process exits with `code`.
+pub fn exit_with(message: &str, code: i32) -> ! {
+    eprintln!("{message}");
+    tracing::error!("{message}");
+    std::process::exit(code)
 }

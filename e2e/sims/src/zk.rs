@@ -77,6 +77,19 @@ impl Zk {
     /// Members of the group at `dir` whose names are `<label><digits>`, oldest first.
     /// A missing group is an empty group.
     pub async fn members(&self, dir: &str, label: &str) -> Result<Vec<Member>, ZkError> {
+        self.members_by(dir, |name| {
+            name.strip_prefix(label).and_then(|s| s.parse::<u64>().ok())
+        })
+        .await
+    }
+
+    /// Members whose sequence `sequence_of` finds in their name (e.g. Curator's
+    /// `_c_<uuid>-latch-<seq>`), oldest first.
+    pub async fn members_by(
+        &self,
+        dir: &str,
+        sequence_of: impl Fn(&str) -> Option<u64>,
+    ) -> Result<Vec<Member>, ZkError> {
         let names = match self.client.list_children(dir).await {
             Ok(n) => n,
             Err(zkc::Error::NoNode) => return Ok(Vec::new()),
@@ -84,8 +97,7 @@ impl Zk {
         };
         let mut members = Vec::new();
         for name in names {
-            let Some(sequence) = name.strip_prefix(label).and_then(|s| s.parse::<u64>().ok())
-            else {
+            let Some(sequence) = sequence_of(&name) else {
                 continue;
             };
             match self.client.get_data(&format!("{dir}/{name}")).await {
@@ -123,6 +135,16 @@ impl Zk {
                 return state;
             }
         }
+    }
+
+    /// Exits the process (fail-fast) once the session is lost, as Mesos' and
+    /// Marathon's leaders do: `context` says what is given up.
+    pub fn exit_on_session_loss(&self, context: &'static str) {
+        let zk = self.clone();
+        tokio::spawn(async move {
+            let state = zk.session_lost().await;
+            crate::exit_with(&format!("{context}: ZooKeeper session {state}; exiting"), 1);
+        });
     }
 
     pub fn session_state(&self) -> zkc::SessionState {

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use mesos_sims::zk_ensemble::ZkEnsemble;
 use serde_json::{Value, json};
 
 struct AgentSpec {
@@ -87,18 +86,9 @@ fn process_alive(pid: u64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_info_checkpoint_incompatible_restart_drain_and_task_loss() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let zk = ZkEnsemble::start(1, dir.path(), 500).unwrap();
-    let zk_url = format!("zk://{}/mesos", zk.connect_string());
-    let master = MasterSpec {
-        zk: zk_url.clone(),
-        port: free_port(),
-        quorum: 1,
-        work_dir: dir.path().join("m"),
-        extra: vec![],
-    };
-    let _master = master.start();
-    serving_leader(&[master.port], Duration::from_secs(30)).await;
+    let dir = TestDir::new();
+    let cluster = SingleMaster::start(dir.path()).await;
+    let (master, zk_url) = (&cluster.master, cluster.zk_url.clone());
 
     let spec = AgentSpec {
         zk: zk_url,
@@ -289,7 +279,7 @@ async fn agent_info_checkpoint_incompatible_restart_drain_and_task_loss() {
 
 #[test]
 fn mount_disks_and_bad_flags_fail_start_up_like_mesos() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let run = |args: &[String]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesos-agent-sim"))
             .args(args)

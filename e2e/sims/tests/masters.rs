@@ -62,7 +62,7 @@ async fn await_violation(spec: &MasterSpec, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_masters_elect_one_leader_and_fail_over() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let zk = ZkEnsemble::start(3, dir.path(), 500).unwrap();
     let specs = cluster(&zk, "/mesos", dir.path(), 2, 3);
     let mut procs: Vec<Proc> = specs.iter().map(MasterSpec::start).collect();
@@ -154,7 +154,7 @@ async fn three_masters_elect_one_leader_and_fail_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fourth_master_is_a_violation_and_the_grow_procedure_is_not() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let zk = ZkEnsemble::start(3, dir.path(), 500).unwrap();
 
     // N = 4 > 2q-1 = 3.
@@ -198,7 +198,7 @@ async fn fourth_master_is_a_violation_and_the_grow_procedure_is_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wiped_replica_catches_up_only_from_a_quorum() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let zk = ZkEnsemble::start(3, dir.path(), 500).unwrap();
     let specs = cluster(&zk, "/wipe", dir.path(), 2, 3);
     let ports: Vec<u16> = specs.iter().map(|s| s.port).collect();
@@ -282,7 +282,7 @@ async fn wiped_replica_catches_up_only_from_a_quorum() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_without_a_log_quorum_gives_up_after_the_fetch_timeout() {
     let _serial = SERIAL.lock().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDir::new();
     let zk = ZkEnsemble::start(1, dir.path(), 500).unwrap();
     let mut spec = cluster(&zk, "/lonely", dir.path(), 2, 1).remove(0);
     spec.extra = vec!["--registry_fetch_timeout=3secs".into()];

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::exit_with as fail;
 use crate::http_client::HttpClient;
 use crate::master::{MESOS_VERSION, now_secs};
 use crate::zk::Zk;
@@ -65,12 +66,6 @@ pub struct Agent {
     http: HttpClient,
 }
 
-fn fail(message: &str, code: i32) -> ! {
-    eprintln!("{message}");
-    tracing::error!("{message}");
-    std::process::exit(code)
-}
-
 /// What a registration or ping attempt found out.
 enum Contact {
     Ok(Value),
@@ -91,19 +86,7 @@ impl Agent {
         match (&self.cfg.master, zk) {
             (MasterAddress::Direct(addr), _) => Some(addr.clone()),
             (MasterAddress::Zk(url), Some(zk)) => {
-                let leader = zk
-                    .members(&url.path, "json.info_")
-                    .await
-                    .ok()?
-                    .into_iter()
-                    .next()?;
-                let info: Value = serde_json::from_slice(&leader.data).ok()?;
-                let addr = &info["address"];
-                Some(format!(
-                    "{}:{}",
-                    addr["ip"].as_str()?,
-                    addr["port"].as_u64()?
-                ))
+                crate::master::leading_master(zk, &url.path).await
             }
             (MasterAddress::Zk(_), None) => None,
         }

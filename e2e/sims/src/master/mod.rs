@@ -78,11 +78,26 @@ pub fn now_secs() -> f64 {
         .unwrap_or_default()
 }
 
-/// Mesos' fail-fast exits (`EXIT(EXIT_FAILURE) << message`).
+/// `ip:port` of the leading master as a detector finds it: the oldest `json.info_`
+/// contender under `path`.
+pub async fn leading_master(zk: &Zk, path: &str) -> Option<String> {
+    let leader = zk
+        .members(path, "json.info_")
+        .await
+        .ok()?
+        .into_iter()
+        .next()?;
+    let info: serde_json::Value = serde_json::from_slice(&leader.data).ok()?;
+    let addr = &info["address"];
+    Some(format!(
+        "{}:{}",
+        addr["ip"].as_str()?,
+        addr["port"].as_u64()?
+    ))
+}
+
 fn fail(message: &str) -> ! {
-    eprintln!("{message}");
-    tracing::error!("{message}");
-    std::process::exit(1)
+    crate::exit_with(message, 1)
 }
 
 impl Master {
@@ -261,13 +276,7 @@ pub async fn run(cfg: MasterConfig) -> Result<(), MasterError> {
     });
     match zk {
         Some(zk) => {
-            let watcher = zk.clone();
-            tokio::spawn(async move {
-                let state = watcher.session_lost().await;
-                fail(&format!(
-                    "Lost candidacy: ZooKeeper session {state}; exiting"
-                ));
-            });
+            zk.exit_on_session_loss("Lost candidacy");
             tokio::spawn(master.clone().contend(zk));
         }
         None => master.become_leader(),

@@ -185,3 +185,60 @@ pub async fn all_recovered(ports: &[u16], timeout: Duration) {
         .await;
     }
 }
+
+/// A scratch directory, removed at the end unless `SIMS_KEEP_DIRS` is set (then its
+/// path is printed, for reading the simulators' logs after a failure).
+pub struct TestDir {
+    _dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        let dir = tempfile::tempdir().unwrap();
+        if std::env::var_os("SIMS_KEEP_DIRS").is_some() {
+            let path = dir.keep();
+            eprintln!("keeping {}", path.display());
+            return TestDir { _dir: None, path };
+        }
+        TestDir {
+            path: dir.path().to_path_buf(),
+            _dir: Some(dir),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A standalone ZooKeeper server and one mesos-master-sim (`--quorum=1`) serving under
+/// `/mesos`.
+pub struct SingleMaster {
+    pub master: MasterSpec,
+    pub zk_url: String,
+    _proc: Proc,
+    pub zk: mesos_sims::zk_ensemble::ZkEnsemble,
+}
+
+impl SingleMaster {
+    pub async fn start(dir: &Path) -> SingleMaster {
+        let zk = mesos_sims::zk_ensemble::ZkEnsemble::start(1, dir, 500).unwrap();
+        let zk_url = format!("zk://{}/mesos", zk.connect_string());
+        let master = MasterSpec {
+            zk: zk_url.clone(),
+            port: free_port(),
+            quorum: 1,
+            work_dir: dir.join("m"),
+            extra: vec![],
+        };
+        let proc = master.start();
+        serving_leader(&[master.port], Duration::from_secs(30)).await;
+        SingleMaster {
+            master,
+            zk_url,
+            _proc: proc,
+            zk,
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! Marathon's REST API v2 (fact sheet §3.1) with its status codes and bodies, the
+//! leader proxy and the write-request counter.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::app::{self, canonical_id};
+use super::scheduler::{counts, task_json};
+use super::{AppState, Deployment, MARATHON_VERSION, Marathon, iso_now};
+
+type M = State<Arc<Marathon>>;
+/// An error answer, boxed: a `Response` is large.
+type Rejection = Box<Response>;
+type Params = Query<std::collections::HashMap<String, String>>;
+
+pub fn router(m: Arc<Marathon>) -> Router {
+    Router::new()
+        .route("/v2/apps", get(list_apps).post(create_app))
+        .route(
+            "/v2/apps/{*id}",
+            get(get_app)
+                .put(put_app)
+                .delete(delete_app)
+                .post(restart_app),
+        )
+        .route("/v2/deployments", get(list_deployments))
+        .route(
+            "/v2/deployments/{id}",
+            axum::routing::delete(delete_deployment),
+        )
+        .route("/v2/info", get(info))
+        .route("/v2/leader", get(get_leader).delete(abdicate))
+        .route(
+            "/ping",
+            get(|| async { ([(header::CONTENT_TYPE, "text/plain")], "pong") }),
+        )
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(m.clone(), leader_proxy))
+        .with_state(m)
+}
+
+fn message(status: StatusCode, text: impl Into<String>) -> Response {
+    (status, Json(json!({"message": text.into()}))).into_response()
+}
+
+/// Standbys proxy every request to the leader (`X-Marathon-Via`); the leader answers
+/// itself with `X-Marathon-Leader` and counts write requests.
+async fn leader_proxy(State(m): M, req: Request, next: Next) -> Response {
+    if m.is_leader() {
+        if matches!(
+            *req.method(),
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        ) {
+            m.write_requests.fetch_add(1, Ordering::SeqCst);
+        }
+        let mut resp = next.run(req).await;
+        if let Ok(v) = HeaderValue::from_str(&format!("http://{}", m.cfg.advertised())) {
+            resp.headers_mut().insert("X-Marathon-Leader", v);
+        }
+        return resp;
+    }
+    let me = m.cfg.advertised();
+    if req
+        .headers()
+        .get_all("X-Marathon-Via")
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.contains(&me)))
+    {
+        return message(StatusCode::BAD_GATEWAY, "Detected proxying loop.");
+    }
+    let mut leader = m.leader();
+    for _ in 0..10 {
+        if leader.as_ref().is_some_and(|l| *l != me) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        leader = m.leader();
+    }
+    let Some(leader) = leader.filter(|l| *l != me) else {
+        return message(
+            StatusCode::BAD_GATEWAY,
+            "Could not determine the current leader",
+        );
+    };
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let bytes = axum::body::to_bytes(body, 16 << 20)
+        .await
+        .unwrap_or_default();
+    let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+    match m
+        .http
+        .send(
+            parts.method,
+            &format!("http://{leader}{path}"),
+            body.as_ref(),
+            Duration::from_secs(10),
+        )
+        .await
+    {
+        Ok(r) => {
+            let mut resp = Response::new(Body::from(r.body));
+            *resp.status_mut() = r.status;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("1.1 {me}")) {
+                resp.headers_mut().insert("X-Marathon-Via", v);
+            }
+            if let Some(l) = r.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+                resp.headers_mut().insert(header::LOCATION, l);
+            }
+            resp
+        }
+        Err(e) => message(
+            StatusCode::BAD_GATEWAY,
+            format!("Could not proxy to the leader: {e}"),
+        ),
+    }
+}
+
+/// `AppInfo`: the definition plus status fields.
+fn app_info(app: &AppState, deployments: &[&Deployment], with_tasks: bool) -> Value {
+    let (staged, running, healthy, unhealthy) = counts(app);
+    let mut v = app.def.clone();
+    v["version"] = json!(app.version);
+    v["versionInfo"] =
+        json!({"lastScalingAt": app.version, "lastConfigChangeAt": app.config_version});
+    v["tasksStaged"] = json!(staged);
+    v["tasksRunning"] = json!(running);
+    v["tasksHealthy"] = json!(healthy);
+    v["tasksUnhealthy"] = json!(unhealthy);
+    v["deployments"] = json!(
+        deployments
+            .iter()
+            .map(|d| json!({"id": d.id}))
+            .collect::<Vec<_>>()
+    );
+    if let Some(f) = &app.last_task_failure {
+        v["lastTaskFailure"] = f.clone();
+    }
+    if with_tasks {
+        let id = app.def["id"].as_str().unwrap_or_default();
+        v["tasks"] = json!(
+            app.instances
+                .values()
+                .map(|i| task_json(id, i))
+                .collect::<Vec<_>>()
+        );
+    }
+    v
+}
+
+async fn list_apps(State(m): M) -> Json<Value> {
+    let st = m.state();
+    let apps: Vec<Value> = st
+        .apps
+        .values()
+        .map(|a| {
+            let ds: Vec<&Deployment> = st
+                .deployments
+                .values()
+                .filter(|d| d.app_id == a.def["id"])
+                .collect();
+            app_info(a, &ds, false)
+        })
+        .collect();
+    Json(json!({"apps": apps}))
+}
+
+async fn get_app(State(m): M, Path(id): Path<String>) -> Response {
+    let id = canonical_id(&id);
+    let st = m.state();
+    match st.apps.get(&id) {
+        Some(a) => {
+            let ds: Vec<&Deployment> = st.deployments.values().filter(|d| d.app_id == id).collect();
+            Json(json!({"app": app_info(a, &ds, true)})).into_response()
+        }
+        None => message(StatusCode::NOT_FOUND, format!("App '{id}' does not exist")),
+    }
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, Rejection> {
+    serde_json::from_slice(body).map_err(|e| {
+        (StatusCode::BAD_REQUEST, Json(json!({"message": "Invalid JSON", "details": [{"path": "/", "errors": [e.to_string()]}]})))
+            .into_response()
+            .into()
+    })
+}
+
+fn validated(def: &Value) -> Result<Value, Rejection> {
+    app::validate(def)
+        .map(|()| app::normalize(def))
+        .map_err(|v| {
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(app::violations_json(&v)),
+            )
+                .into_response()
+                .into()
+        })
+}
+
+fn locked(deployments: &[String]) -> Response {
+    let first = deployments.first().cloned().unwrap_or_default();
+    let body = json!({
+        "message": format!("App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/{first}'."),
+        "deployments": deployments.iter().map(|d| json!({"id": d})).collect::<Vec<_>>(),
+    });
+    (StatusCode::CONFLICT, Json(body)).into_response()
+}
+
+fn flag(params: &Params, name: &str, default: bool) -> bool {
+    params.get(name).map_or(default, |v| v == "true")
+}
+
+impl Marathon {
+    /// Starts a deployment of `action` for `app_id`, replacing any forced-over ones.
+    fn deploy(&self, app_id: &str, action: &'static str, version: &str) -> String {
+        let mut st = self.state();
+        st.deployments.retain(|_, d| d.app_id != app_id);
+        let id = uuid::Uuid::new_v4().to_string();
+        st.deployments.insert(
+            id.clone(),
+            Deployment {
+                id: id.clone(),
+                version: version.to_string(),
+                app_id: app_id.to_string(),
+                action,
+            },
+        );
+        id
+    }
+
+    /// The app's running deployments, unless `force`; `Err` is the 409 answer.
+    fn lock_check(&self, app_id: &str, force: bool) -> Result<(), Rejection> {
+        let ids: Vec<String> = self
+            .state()
+            .deployments
+            .values()
+            .filter(|d| d.app_id == app_id)
+            .map(|d| d.id.clone())
+            .collect();
+        if ids.is_empty() || force {
+            Ok(())
+        } else {
+            Err(locked(&ids).into())
+        }
+    }
+}
+
+fn deployment_result(id: &str, version: &str, status: StatusCode) -> Response {
+    (
+        status,
+        [("Marathon-Deployment-Id", id.to_string())],
+        Json(json!({"deploymentId": id, "version": version})),
+    )
+        .into_response()
+}
+
+async fn create_app(State(m): M, body: Bytes) -> Response {
+    let def = match parse_body(&body).and_then(|v| validated(&v)) {
+        Ok(d) => d,
+        Err(r) => return *r,
+    };
+    let id = def["id"].as_str().unwrap_or_default().to_string();
+    if m.state().apps.contains_key(&id) {
+        return message(
+            StatusCode::CONFLICT,
+            format!("An app with id [{id}] already exists."),
+        );
+    }
+    let version = iso_now();
+    m.state()
+        .apps
+        .insert(id.clone(), new_app_state(def.clone(), &version));
+    let deployment = m.deploy(&id, "StartApplication", &version);
+    let mut body = def;
+    body["version"] = json!(version);
+    for k in [
+        "tasksStaged",
+        "tasksRunning",
+        "tasksHealthy",
+        "tasksUnhealthy",
+    ] {
+        body[k] = json!(0);
+    }
+    body["deployments"] = json!([{"id": deployment}]);
+    (
+        StatusCode::CREATED,
+        [
+            (header::LOCATION.as_str(), format!("/v2/apps{id}")),
+            ("Marathon-Deployment-Id", deployment),
+        ],
+        Json(body),
+    )
+        .into_response()
+}
+
+fn new_app_state(def: Value, version: &str) -> AppState {
+    AppState {
+        def,
+        version: version.to_string(),
+        config_version: version.to_string(),
+        previous: None,
+        instances: Default::default(),
+        last_task_failure: None,
+        deleting: false,
+        failures: 0,
+        launch_delay_until: None,
+    }
+}
+
+/// Fields whose change is only a scale (instances keep running).
+fn only_scaled(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("instances");
+        }
+        v
+    };
+    app::same_definition(&strip(old), &strip(new))
+}
+
+async fn put_app(State(m): M, Path(id): Path<String>, params: Params, body: Bytes) -> Response {
+    if let Some(app_id) = id.strip_suffix("/restart") {
+        return restart(&m, app_id, &params);
+    }
+    let id = canonical_id(&id);
+    let update = match parse_body(&body) {
+        Ok(v) => v,
+        Err(r) => return *r,
+    };
+    let existing = m.state().apps.get(&id).map(|a| a.def.clone());
+    let merged = match (&existing, flag(&params, "partialUpdate", true)) {
+        (Some(old), true) => app::merge(old, &update),
+        _ => app::merge(&json!({"id": id}), &update),
+    };
+    let def = match validated(&merged) {
+        Ok(d) => d,
+        Err(r) => return *r,
+    };
+    if def["id"] != id.as_str() {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The 'id' field in the body does not match the path",
+        );
+    }
+    if let Err(r) = m.lock_check(&id, flag(&params, "force", false)) {
+        return *r;
+    }
+    let version = iso_now();
+    let Some(old) = existing else {
+        m.state()
+            .apps
+            .insert(id.clone(), new_app_state(def, &version));
+        let d = m.deploy(&id, "StartApplication", &version);
+        return deployment_result(&d, &version, StatusCode::CREATED);
+    };
+    if app::same_definition(&old, &def) {
+        let version = m
+            .state()
+            .apps
+            .get(&id)
+            .map(|a| a.version.clone())
+            .unwrap_or(version);
+        return deployment_result(&uuid::Uuid::new_v4().to_string(), &version, StatusCode::OK);
+    }
+    let action = if only_scaled(&old, &def) {
+        "ScaleApplication"
+    } else {
+        "RestartApplication"
+    };
+    if let Some(a) = m.state().apps.get_mut(&id) {
+        a.previous = Some(old.clone());
+        a.def = def.clone();
+        a.version = version.clone();
+        if action == "RestartApplication" {
+            a.config_version = version.clone();
+        }
+    }
+    let d = m.deploy(&id, action, &version);
+    deployment_result(&d, &version, StatusCode::OK)
+}
+
+fn restart(m: &Marathon, id: &str, params: &Params) -> Response {
+    let id = canonical_id(id);
+    if !m.state().apps.contains_key(&id) {
+        return message(StatusCode::NOT_FOUND, format!("App '{id}' does not exist"));
+    }
+    if let Err(r) = m.lock_check(&id, flag(params, "force", false)) {
+        return *r;
+    }
+    let version = iso_now();
+    if let Some(a) = m.state().apps.get_mut(&id) {
+        a.version = version.clone();
+        a.config_version = version.clone();
+    }
+    let d = m.deploy(&id, "RestartApplication", &version);
+    deployment_result(&d, &version, StatusCode::OK)
+}
+
+async fn restart_app(State(m): M, Path(id): Path<String>, params: Params) -> Response {
+    match id.strip_suffix("/restart") {
+        Some(app_id) => restart(&m, app_id, &params),
+        None => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+    }
+}
+
+async fn delete_app(State(m): M, Path(id): Path<String>, params: Params) -> Response {
+    let id = canonical_id(&id);
+    if !m.state().apps.contains_key(&id) {
+        return message(StatusCode::NOT_FOUND, format!("App '{id}' does not exist"));
+    }
+    // DELETE defaults to force=true in Marathon's code (unlike its RAML).
+    if let Err(r) = m.lock_check(&id, flag(&params, "force", true)) {
+        return *r;
+    }
+    let version = iso_now();
+    if let Some(a) = m.state().apps.get_mut(&id) {
+        a.deleting = true;
+    }
+    let d = m.deploy(&id, "StopApplication", &version);
+    deployment_result(&d, &version, StatusCode::OK)
+}
+
+fn deployment_json(d: &Deployment) -> Value {
+    let action = json!({"action": d.action, "app": d.app_id});
+    json!({"id": d.id, "version": d.version, "affectedApps": [d.app_id], "affectedPods": [],
+           "steps": [{"actions": [action]}], "currentActions": [{"action": d.action, "app": d.app_id, "readinessCheckResults": []}],
+           "currentStep": 1, "totalSteps": 1})
+}
+
+async fn list_deployments(State(m): M) -> Json<Value> {
+    Json(json!(
+        m.state()
+            .deployments
+            .values()
+            .map(deployment_json)
+            .collect::<Vec<_>>()
+    ))
+}
+
+/// Cancels a deployment: with `force=true` just stops it (202); otherwise starts a
+/// deployment back to the previous definition (a new app is removed).
+async fn delete_deployment(State(m): M, Path(id): Path<String>, params: Params) -> Response {
+    let Some(d) = m.state().deployments.get(&id).cloned() else {
+        return message(
+            StatusCode::NOT_FOUND,
+            format!("DeploymentPlan {id} does not exist"),
+        );
+    };
+    m.state().deployments.remove(&id);
+    if flag(&params, "force", false) {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    let version = iso_now();
+    let action = {
+        let mut st = m.state();
+        let Some(a) = st.apps.get_mut(&d.app_id) else {
+            return message(
+                StatusCode::NOT_FOUND,
+                format!("App '{}' does not exist", d.app_id),
+            );
+        };
+        match a.previous.take() {
+            Some(prev) if d.action != "StartApplication" => {
+                a.config_version = version.clone();
+                a.def = prev;
+                a.version = version.clone();
+                "RestartApplication"
+            }
+            _ => {
+                a.deleting = true;
+                "StopApplication"
+            }
+        }
+    };
+    let new_id = m.deploy(&d.app_id, action, &version);
+    deployment_result(&new_id, &version, StatusCode::OK)
+}
+
+async fn info(State(m): M) -> Json<Value> {
+    let c = &m.cfg;
+    Json(json!({
+        "name": "marathon", "version": MARATHON_VERSION, "buildref": "mesos-sims",
+        "elected": m.is_leader(), "leader": m.leader(), "frameworkId": m.framework_id,
+        "marathon_config": {"master": c.master, "hostname": c.hostname, "ha": c.ha,
+            "framework_name": c.framework_name, "mesos_role": c.values.get("mesos_role"),
+            "task_launch_timeout": c.values.get("task_launch_timeout").and_then(|v| v.parse::<u64>().ok()),
+            "task_reservation_timeout": c.values.get("task_reservation_timeout").and_then(|v| v.parse::<u64>().ok())},
+        "zookeeper_config": {"zk": format!("zk://{}{}", c.zk.servers, c.zk.path),
+            "zk_session_timeout": c.zk_session_timeout.as_millis() as u64},
+        "http_config": {"http_port": c.http_port, "https_port": c.values.get("https_port").and_then(|v| v.parse::<u64>().ok())},
+    }))
+}
+
+async fn get_leader(State(m): M) -> Response {
+    match m.leader() {
+        Some(l) => Json(json!({"leader": l})).into_response(),
+        None => message(StatusCode::NOT_FOUND, "There is no leader"),
+    }
+}
+
+async fn abdicate(State(_m): M) -> Response {
+    tokio::spawn(async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tracing::info!("Leadership abdicated; exiting");
+        std::process::exit(0);
+    });
+    Json(json!({"message": "Leadership abdicated"})).into_response()
+}
+
+async fn metrics(State(m): M, _headers: HeaderMap) -> Json<Value> {
+    let (apps, deployments, running) = {
+        let st = m.state();
+        let running = st
+            .apps
+            .values()
+            .flat_map(|a| a.instances.values())
+            .filter(|i| i.state == "TASK_RUNNING")
+            .count();
+        (st.apps.len(), st.deployments.len(), running)
+    };
+    let elected_for = m
+        .elected_at
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .map_or(0.0, |t| t.elapsed().as_secs_f64());
+    Json(json!({
+        "version": "4.0.0",
+        "counters": {"sim.http.write-requests": {"count": m.write_requests.load(Ordering::SeqCst)}},
+        "gauges": {
+            "marathon.apps.active.gauge": {"value": apps},
+            "marathon.deployments.active.gauge": {"value": deployments},
+            "marathon.instances.running.gauge": {"value": running},
+            "marathon.leadership.duration.gauge.seconds": {"value": elected_for},
+            "marathon.uptime.gauge.seconds": {"value": m.started.elapsed().as_secs_f64()},
+        },
+        "histograms": {}, "meters": {}, "timers": {},
+    }))
+}

@@ -1,0 +1,216 @@
+//! marathon simulator: HA through a Curator-style leader latch in ZooKeeper, the apps
+//! and deployments API, and a scheduler loop that places instances on the agents the
+//! Mesos master reports, launches them through the agent simulator, runs health
+//! checks and rolls versions according to `upgradeStrategy`.
+
+pub mod app;
+pub mod config;
+mod health;
+mod http;
+pub mod placement;
+mod scheduler;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::http_client::HttpClient;
+use crate::zk::Zk;
+use crate::zk_url::ZkUrl;
+use config::MarathonConfig;
+use health::HealthState;
+
+pub const MARATHON_VERSION: &str = "1.11.24";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MarathonError {
+    #[error("Failed to bind on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error("Failed to connect to ZooKeeper: {0}")]
+    Zk(#[from] crate::zk::ZkError),
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// One launched instance of an app.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    pub task_id: String,
+    pub agent_id: String,
+    pub agent_address: String,
+    pub host: String,
+    pub attributes: serde_json::Map<String, Value>,
+    pub ports: Vec<u64>,
+    pub resources: Vec<Value>,
+    /// The app's config version this instance runs.
+    pub version: String,
+    pub staged_at: String,
+    pub started_at: Option<String>,
+    pub state: String,
+    pub launched: Instant,
+    pub health: Vec<HealthState>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub def: Value,
+    pub version: String,
+    /// Moves on config changes and restarts only; instances of another config version
+    /// are replaced, scaling keeps them.
+    pub config_version: String,
+    pub previous: Option<Value>,
+    pub instances: BTreeMap<String, Instance>,
+    pub last_task_failure: Option<Value>,
+    pub deleting: bool,
+    pub failures: u32,
+    pub launch_delay_until: Option<Instant>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    pub id: String,
+    pub version: String,
+    pub app_id: String,
+    pub action: &'static str,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub apps: BTreeMap<String, AppState>,
+    pub deployments: BTreeMap<String, Deployment>,
+}
+
+pub struct Marathon {
+    cfg: MarathonConfig,
+    http: HttpClient,
+    state: Mutex<State>,
+    leader: Mutex<Option<String>>,
+    elected: AtomicBool,
+    elected_at: Mutex<Option<Instant>>,
+    framework_id: String,
+    write_requests: AtomicU64,
+    started: Instant,
+    master_zk: Option<(Zk, ZkUrl)>,
+}
+
+pub fn iso_now() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+impl Marathon {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_leader(&self) -> bool {
+        self.elected.load(Ordering::SeqCst)
+    }
+
+    fn leader(&self) -> Option<String> {
+        self.leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// `host:port` of the leading Mesos master.
+    async fn mesos_master(&self) -> Option<String> {
+        match &self.master_zk {
+            Some((zk, url)) => crate::master::leading_master(zk, &url.path).await,
+            None => self
+                .cfg
+                .master
+                .strip_prefix("http://")
+                .map(|m| m.trim_end_matches('/').to_string()),
+        }
+    }
+
+    /// Curator `LeaderLatch` on `<zk>/leader-curator`: ephemeral sequential
+    /// `_c_<uuid>-latch-<seq>` nodes holding `host:port`; the oldest leads.
+    async fn elect(self: Arc<Self>, zk: Zk) {
+        let dir = format!("{}/leader-curator", self.cfg.zk.path);
+        let label = format!("_c_{}-latch-", uuid::Uuid::new_v4());
+        let mine = match zk
+            .join(&dir, &label, self.cfg.advertised().as_bytes())
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => fail(&format!("Failed to join the leader latch: {e}")),
+        };
+        let sequence = |name: &str| {
+            name.rsplit_once("-latch-")
+                .and_then(|(_, s)| s.parse::<u64>().ok())
+        };
+        loop {
+            if let Ok(members) = zk.members_by(&dir, sequence).await {
+                let first = members.first();
+                *self.leader.lock().unwrap_or_else(|p| p.into_inner()) =
+                    first.map(|m| String::from_utf8_lossy(&m.data).to_string());
+                let leads = first.is_some_and(|m| m.name == mine);
+                if leads && !self.elected.swap(true, Ordering::SeqCst) {
+                    tracing::info!("Elected as the leader (latch {mine})");
+                    *self.elected_at.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Instant::now());
+                }
+            }
+            zk.wait_children_change(&dir, Duration::from_secs(2)).await;
+        }
+    }
+}
+
+fn fail(message: &str) -> ! {
+    crate::exit_with(message, 1)
+}
+
+pub async fn run(cfg: MarathonConfig) -> Result<(), MarathonError> {
+    let bind = format!("{}:{}", cfg.http_address, cfg.http_port);
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|e| MarathonError::Bind(bind.clone(), e))?;
+    let session = cfg.zk_session_timeout;
+    let master_zk = match ZkUrl::parse(&cfg.master) {
+        Ok(url) => Some((
+            Zk::connect(&url, session, Duration::from_secs(60)).await?,
+            url,
+        )),
+        Err(_) => None,
+    };
+    let zk = if cfg.ha {
+        Some(Zk::connect(&cfg.zk, session, Duration::from_secs(60)).await?)
+    } else {
+        None
+    };
+    let marathon = Arc::new(Marathon {
+        http: HttpClient::default(),
+        state: Mutex::new(State::default()),
+        leader: Mutex::new(None),
+        elected: AtomicBool::new(false),
+        elected_at: Mutex::new(None),
+        framework_id: format!("{}-0000", uuid::Uuid::new_v4()),
+        write_requests: AtomicU64::new(0),
+        started: Instant::now(),
+        master_zk,
+        cfg,
+    });
+    match zk {
+        Some(zk) => {
+            zk.exit_on_session_loss("Abdicating leadership");
+            tokio::spawn(marathon.clone().elect(zk));
+        }
+        None => {
+            marathon.elected.store(true, Ordering::SeqCst);
+            *marathon.leader.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(marathon.cfg.advertised());
+        }
+    }
+    tokio::spawn(scheduler::run(marathon.clone()));
+    tracing::info!("Marathon listening on {bind}");
+    axum::serve(listener, http::router(marathon))
+        .await
+        .map_err(MarathonError::Serve)
+}

@@ -1,0 +1,326 @@
+//! marathon-sim (two instances, HA) with a master, two agents and real ZooKeeper.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mesos_sims::http_client::{HttpClient, Response};
+use serde_json::{Value, json};
+
+async fn send(method: &str, url: &str, body: Option<&Value>) -> Response {
+    let method = hyper::Method::from_bytes(method.as_bytes()).unwrap();
+    HttpClient::default()
+        .send(method, url, body, Duration::from_secs(15))
+        .await
+        .unwrap()
+}
+
+async fn app(port: u16, id: &str) -> Option<Value> {
+    let r = get(&format!("http://127.0.0.1:{port}/v2/apps/{id}")).await?;
+    (r.status == 200).then(|| r.json().unwrap()["app"].clone())
+}
+
+async fn deployments(port: u16) -> Vec<Value> {
+    get(&format!("http://127.0.0.1:{port}/v2/deployments"))
+        .await
+        .unwrap()
+        .json()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_locks_health_checks_and_placement() {
+    let _serial = SERIAL.lock().await;
+    let dir = TestDir::new();
+    let cluster = SingleMaster::start(dir.path()).await;
+    let (zk, master, mesos) = (&cluster.zk, &cluster.master, cluster.zk_url.clone());
+    let mut agent_ports = Vec::new();
+    let mut _agents = Vec::new();
+    for (i, rack) in ["r1", "r2"].iter().enumerate() {
+        let port = free_port();
+        let args = vec![
+            format!("--master={mesos}"),
+            format!("--work_dir={}", dir.path().join(format!("a{i}")).display()),
+            "--ip=127.0.0.1".into(),
+            format!("--port={port}"),
+            "--resources=cpus:2;mem:1024;disk:1024;ports:[31000-31100]".into(),
+            format!("--attributes=rack:{rack}"),
+            format!("--hostname=agent-{i}"),
+        ];
+        _agents.push(Proc::spawn(
+            env!("CARGO_BIN_EXE_mesos-agent-sim"),
+            &args,
+            &dir.path().join(format!("a{i}.log")),
+        ));
+        agent_ports.push(port);
+    }
+    eventually(Duration::from_secs(20), "two active agents", || async {
+        let r = post(
+            &format!("http://127.0.0.1:{}/api/v1", master.port),
+            &json!({"type": "GET_AGENTS"}),
+        )
+        .await?;
+        let n = r.json()?["get_agents"]["agents"]
+            .as_array()?
+            .iter()
+            .filter(|a| a["active"] == true)
+            .count();
+        (n == 2).then_some(())
+    })
+    .await;
+
+    let marathon_ports = [free_port(), free_port()];
+    let _marathons: Vec<Proc> = marathon_ports
+        .iter()
+        .enumerate()
+        .map(|(i, port)| {
+            let args: Vec<String> = [
+                "--master",
+                &mesos,
+                "--zk",
+                &format!("zk://{}/marathon", zk.connect_string()),
+                "--http_port",
+                &port.to_string(),
+                "--http_address",
+                "127.0.0.1",
+                "--hostname",
+                "127.0.0.1",
+                "--zk_session_timeout",
+                "2000",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            Proc::spawn(
+                env!("CARGO_BIN_EXE_marathon-sim"),
+                &args,
+                &dir.path().join(format!("marathon{i}.log")),
+            )
+        })
+        .collect();
+    let leader = eventually(Duration::from_secs(20), "a Marathon leader", || async {
+        let mut leaders = Vec::new();
+        for p in marathon_ports {
+            leaders.push(
+                get(&format!("http://127.0.0.1:{p}/v2/leader"))
+                    .await?
+                    .json()?["leader"]
+                    .as_str()?
+                    .to_string(),
+            );
+        }
+        (leaders[0] == leaders[1]).then(|| leaders[0].clone())
+    })
+    .await;
+    let leader_port: u16 = leader.rsplit(':').next().unwrap().parse().unwrap();
+    let standby = *marathon_ports.iter().find(|p| **p != leader_port).unwrap();
+    let writes = |p: u16| async move {
+        get(&format!("http://127.0.0.1:{p}/metrics"))
+            .await
+            .unwrap()
+            .json()
+            .unwrap()["counters"]["sim.http.write-requests"]["count"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(writes(leader_port).await, 0);
+
+    // Create through the standby: proxied to the leader, 201 with a deployment.
+    let web = json!({"id": "/web", "instances": 2, "cpus": 0.1, "mem": 32,
+        "cmd": "echo ok > index.html && exec busybox httpd -f -p 127.0.0.1:$PORT0",
+        "constraints": [["hostname", "UNIQUE"]],
+        "healthChecks": [{"protocol": "MESOS_HTTP", "path": "/index.html", "intervalSeconds": 1, "timeoutSeconds": 1, "gracePeriodSeconds": 5}]});
+    let r = send(
+        "POST",
+        &format!("http://127.0.0.1:{standby}/v2/apps"),
+        Some(&web),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let created = r.json().unwrap();
+    let deployment = created["deployments"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(created["tasksRunning"], 0);
+    assert_eq!(r.location.as_deref(), Some("/v2/apps/web"));
+    let r = send(
+        "POST",
+        &format!("http://127.0.0.1:{leader_port}/v2/apps"),
+        Some(&web),
+    )
+    .await;
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json().unwrap()["message"],
+        "An app with id [/web] already exists."
+    );
+
+    // A second change while the deployment runs: locked.
+    let r = send(
+        "PUT",
+        &format!("http://127.0.0.1:{leader_port}/v2/apps/web"),
+        Some(&json!({"cmd": "sleep 100"})),
+    )
+    .await;
+    assert_eq!(r.status, 409);
+    let body = r.json().unwrap();
+    assert!(body["message"].as_str().unwrap().starts_with(
+        "App is locked by one or more deployments. Override with the option '?force=true'."
+    ));
+    assert_eq!(body["deployments"], json!([{"id": deployment}]));
+
+    // The deployment finishes once two healthy instances run, one per agent.
+    eventually(
+        Duration::from_secs(30),
+        "the /web deployment to finish",
+        || async {
+            let a = app(leader_port, "web").await?;
+            (deployments(leader_port).await.is_empty()
+                && a["tasksHealthy"] == 2
+                && a["tasksRunning"] == 2)
+                .then_some(())
+        },
+    )
+    .await;
+    let a = app(standby, "web").await.unwrap();
+    let hosts: Vec<&str> = a["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["slaveId"].as_str().unwrap())
+        .collect();
+    assert_ne!(
+        hosts[0], hosts[1],
+        "UNIQUE hostname puts the instances on different agents"
+    );
+    for port in &agent_ports {
+        let state = get(&format!("http://127.0.0.1:{port}/state"))
+            .await
+            .unwrap()
+            .json()
+            .unwrap();
+        let tasks = &state["frameworks"][0]["executors"][0]["tasks"];
+        assert_eq!(tasks[0]["name"], "/web");
+        assert_eq!(tasks[0]["state"], "TASK_RUNNING");
+    }
+
+    // A broken health check keeps the deployment running until it is cancelled.
+    let broken = json!({"id": "/broken", "cmd": "sleep 600", "cpus": 0.1, "mem": 16,
+        "healthChecks": [{"protocol": "MESOS_HTTP", "path": "/", "intervalSeconds": 1, "timeoutSeconds": 1,
+                          "gracePeriodSeconds": 1, "maxConsecutiveFailures": 0}]});
+    let r = send(
+        "POST",
+        &format!("http://127.0.0.1:{leader_port}/v2/apps"),
+        Some(&broken),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    eventually(
+        Duration::from_secs(15),
+        "/broken to be unhealthy",
+        || async {
+            let a = app(leader_port, "broken").await?;
+            (a["tasksRunning"] == 1 && a["tasksUnhealthy"] == 1).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let a = app(leader_port, "broken").await.unwrap();
+    assert_eq!(a["tasksHealthy"], 0);
+    let running: Vec<Value> = deployments(leader_port).await;
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0]["affectedApps"], json!(["/broken"]));
+    let id = running[0]["id"].as_str().unwrap();
+    let r = send(
+        "DELETE",
+        &format!("http://127.0.0.1:{leader_port}/v2/deployments/{id}?force=true"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    assert!(deployments(leader_port).await.is_empty());
+    let r = send(
+        "DELETE",
+        &format!("http://127.0.0.1:{leader_port}/v2/deployments/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    let r = send(
+        "DELETE",
+        &format!("http://127.0.0.1:{leader_port}/v2/apps/broken"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    eventually(Duration::from_secs(15), "/broken to be gone", || async {
+        app(leader_port, "broken").await.is_none().then_some(())
+    })
+    .await;
+
+    // Scaling keeps running instances; validation and 404s have Marathon's bodies.
+    let before: Vec<Value> = app(leader_port, "web").await.unwrap()["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].clone())
+        .collect();
+    let r = send(
+        "PUT",
+        &format!("http://127.0.0.1:{leader_port}/v2/apps/web"),
+        Some(&json!({"instances": 1})),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.json().unwrap()["deploymentId"].is_string());
+    eventually(Duration::from_secs(15), "scale to 1", || async {
+        let a = app(leader_port, "web").await?;
+        let ids: Vec<Value> = a["tasks"]
+            .as_array()?
+            .iter()
+            .map(|t| t["id"].clone())
+            .collect();
+        (ids.len() == 1 && before.contains(&ids[0]) && deployments(leader_port).await.is_empty())
+            .then_some(())
+    })
+    .await;
+    let r = send(
+        "POST",
+        &format!("http://127.0.0.1:{leader_port}/v2/apps"),
+        Some(&json!({"id": "/Bad", "cmd": "x", "upgradeStrategy": {"minimumHealthCapacity": 2}})),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    let body = r.json().unwrap();
+    assert_eq!(body["message"], "Object is not valid");
+    assert!(
+        body["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["path"] == "/upgradeStrategy/minimumHealthCapacity")
+    );
+    let r = send(
+        "GET",
+        &format!("http://127.0.0.1:{standby}/v2/apps/nope"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (r.status.as_u16(), r.json().unwrap()["message"].clone()),
+        (404, json!("App '/nope' does not exist"))
+    );
+
+    // Reads do not count as writes.
+    let w = writes(leader_port).await;
+    for _ in 0..3 {
+        app(standby, "web").await.unwrap();
+    }
+    assert_eq!(writes(leader_port).await, w);
+    assert!(w >= 7, "{w} writes counted");
+}

@@ -40,6 +40,13 @@ async fn main() -> anyhow::Result<()> {
     let operator_built = cargo_build(&["-p", "mesos-operator", "--bin", "mesos-operator"]);
     let sims_built = cargo_build(&["-p", "mesos-sims", "--bins"]);
 
+    let crd_dir = paths::workspace_root().join("crds");
+    if manifests::yaml_files(&crd_dir)?.is_empty() {
+        println!(
+            "{} holds no CRDs: the samples will be rejected (regenerate: cargo run -p mesos-operator -- crd --out-dir crds)",
+            crd_dir.display()
+        );
+    }
     let cp = ControlPlane::start().await?;
     println!(
         "control plane ready in {:.1} s (etcd + kube-apiserver {} + kube-controller-manager)",
@@ -69,13 +76,19 @@ async fn main() -> anyhow::Result<()> {
             "simulators: NOT built ({e}); mesos-master/agent/marathon pods will report ErrImagePull"
         );
     }
-    println!("Ctrl-C stops everything.\n");
+    println!("Ctrl-C (or SIGTERM) stops everything.\n");
 
     let mut operator = operator;
     let mut tick = tokio::time::interval(Duration::from_secs(5));
+    // TERM and HUP too: a `timeout` or a closed terminal must also tear everything down.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => break,
             _ = tick.tick() => {
                 if let Some(op) = operator.as_mut()
                     && let Some(status) = op.exit_status()

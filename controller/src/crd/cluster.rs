@@ -331,6 +331,30 @@ pub struct MesosClusterStatus {
     /// Marathon servers as observed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub marathon: Option<RoleStatus>,
+    /// The one membership operation in flight, written before its first action so that an
+    /// operator restart resumes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<crate::quorum::Operation>,
+    /// Members removed for good. Their names are never used again and they are never restarted
+    /// (fencing): a removed master must not rejoin with its old replicated log.
+    #[serde(default, skip_serializing_if = "Tombstones::is_empty")]
+    pub tombstones: Tombstones,
+}
+
+/// Fenced identities per role.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Tombstones {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zookeeper: Vec<crate::quorum::Tombstone>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masters: Vec<crate::quorum::Tombstone>,
+}
+
+impl Tombstones {
+    pub fn is_empty(&self) -> bool {
+        self.zookeeper.is_empty() && self.masters.is_empty()
+    }
 }
 
 /// The observed state of one role's members.

@@ -49,11 +49,36 @@ pub fn cel_str(pattern: &str) -> String {
 
 /// Every CRD this operator serves, in a stable order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![
+    [
         MesosCluster::crd(),
         MesosAgentPool::crd(),
         MarathonApp::crd(),
     ]
+    .into_iter()
+    .map(normalise)
+    .collect()
+}
+
+/// schemars describes Rust's unsigned integers with formats (`uint32`, ...) that the apiserver
+/// does not know and warns about on every apply; say the same with `int64` and `minimum: 0`.
+fn normalise(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let format = map.get("format").and_then(|f| f.as_str());
+                if format.is_some_and(|f| f.starts_with("uint")) {
+                    map.insert("format".into(), "int64".into());
+                    map.entry("minimum").or_insert(0.into());
+                }
+                map.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&crd).expect("a CRD serialises");
+    walk(&mut value);
+    serde_json::from_value(value).expect("the normalised CRD is still a CRD")
 }
 
 /// The CRDs as one multi-document YAML stream, as `mesos-operator crd` prints it.

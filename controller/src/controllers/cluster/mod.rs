@@ -6,11 +6,13 @@
 //! container that restarts on its own comes back with exactly the configuration it was started
 //! with; only the planner changes a member's configuration, by replacing its Pod.
 
+pub mod apply;
 pub mod desired;
 pub mod disruption;
 pub mod marathon;
 pub mod masters;
 pub mod member;
+pub mod observe;
 pub mod zookeeper;
 
 /// A MesosCluster for unit tests: `prod` in namespace `dcos`, with a uid so it can own objects.

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Env, is_ready, pod, wait_pod};
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
@@ -122,6 +122,56 @@ async fn volumes_dns_zookeeper_and_unknown_images() {
         !bound(claims.get("nowhere").await.unwrap()),
         "a claim of an unserved class was bound"
     );
+
+    // ConfigMap and Secret keys as files, downward-API and ConfigMap-key env.
+    let cm: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "conf"}, "data": {"zoo.cfg": "tickTime=2000\n", "level": "debug"}
+    }))
+    .unwrap();
+    Api::<ConfigMap>::namespaced(env.client.clone(), NS)
+        .create(&PostParams::default(), &cm)
+        .await
+        .unwrap();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds"}, "stringData": {"password": "s3cret"}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(env.client.clone(), NS)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let reader = pod(json!({
+        "metadata": {"name": "reader"},
+        "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+            "name": "main", "image": "busybox:1.36",
+            "command": ["sh", "-c", "cat /conf/zoo.cfg /secrets/password; echo; echo $POD_NAME $POD_NAMESPACE $LEVEL; exec sleep 3600"],
+            "env": [
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "LEVEL", "valueFrom": {"configMapKeyRef": {"name": "conf", "key": "level"}}}],
+            "volumeMounts": [{"name": "conf", "mountPath": "/conf"}, {"name": "creds", "mountPath": "/secrets"}]}],
+            "volumes": [{"name": "conf", "configMap": {"name": "conf"}},
+                        {"name": "creds", "secret": {"secretName": "creds"}}]}
+    }));
+    pods.create(&PostParams::default(), &reader).await.unwrap();
+    wait_pod(
+        &pods,
+        "reader",
+        "reader ready",
+        Duration::from_secs(20),
+        is_ready,
+    )
+    .await;
+    let expected = format!("tickTime=2000\ns3cret\nreader {NS} debug\n");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while env.runner.logs(NS, "reader", "main").unwrap() != expected {
+        assert!(
+            Instant::now() < deadline,
+            "reader saw: {:?}",
+            env.runner.logs(NS, "reader", "main")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Two members of a headless-service subdomain find each other by DNS name.
     for (name, command) in [

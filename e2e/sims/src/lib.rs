@@ -6,6 +6,7 @@ pub mod flags;
 pub mod http_client;
 pub mod marathon;
 pub mod master;
+pub mod net;
 pub mod resources;
 pub mod zk;
 pub mod zk_ensemble;

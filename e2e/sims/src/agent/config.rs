@@ -235,7 +235,7 @@ impl AgentConfig {
             Some(text) => resources::parse_attributes(text)?,
             None => Vec::new(),
         };
-        let ip_addr = flags.parsed("ip")?.unwrap_or(std::net::Ipv4Addr::LOCALHOST);
+        let ip_addr = flags.parsed("ip")?.unwrap_or_else(crate::net::default_ip);
         let port_num = flags.parsed("port")?.unwrap_or(5051);
         let advertise_ip = flags.parsed("advertise_ip")?.unwrap_or(ip_addr);
         // Reverse DNS is not simulated: without --hostname the advertised IP is used.

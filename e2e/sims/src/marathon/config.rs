@@ -156,7 +156,8 @@ impl MarathonConfig {
         let hostname = values
             .get("hostname")
             .cloned()
-            .unwrap_or_else(|| http_address.clone());
+            .or_else(crate::net::hostname)
+            .unwrap_or_else(|| "localhost".to_string());
         Ok(MarathonConfig {
             master,
             zk,

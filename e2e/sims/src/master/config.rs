@@ -247,7 +247,7 @@ impl MasterConfig {
                     .to_string(),
             ));
         }
-        let ip = flags.parsed("ip")?.unwrap_or(std::net::Ipv4Addr::LOCALHOST);
+        let ip = flags.parsed("ip")?.unwrap_or_else(crate::net::default_ip);
         let port = flags.parsed("port")?.unwrap_or(5050);
         let advertise_ip = flags.parsed("advertise_ip")?.unwrap_or(ip);
         let advertise_port = flags.parsed("advertise_port")?.unwrap_or(port);

@@ -125,6 +125,31 @@ async fn three_masters_elect_one_leader_and_fail_over() {
         404
     );
 
+    // An agent registered with this leader is in the replicated registry.
+    let agent_port = free_port();
+    let agent_args = vec![
+        format!("--master={}", specs[0].zk),
+        format!("--work_dir={}", dir.path().join("agent").display()),
+        "--ip=127.0.0.1".to_string(),
+        format!("--port={agent_port}"),
+        "--resources=cpus:1;mem:256".to_string(),
+    ];
+    let _agent = Proc::spawn(
+        env!("CARGO_BIN_EXE_mesos-agent-sim"),
+        &agent_args,
+        &dir.path().join("agent.log"),
+    );
+    let agent_id = eventually(Duration::from_secs(15), "the agent to register", || async {
+        let s = get(&format!("http://127.0.0.1:{agent_port}/state"))
+            .await?
+            .json()?;
+        s["id"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .map(str::to_string)
+    })
+    .await;
+
     // Kill the leader: another one is elected once its session expires.
     let index = ports.iter().position(|&p| p == leader).unwrap();
     let killed = Instant::now();
@@ -148,6 +173,24 @@ async fn three_masters_elect_one_leader_and_fail_over() {
         r.location.as_deref(),
         Some(format!("//127.0.0.1:{next}").as_str())
     );
+    // The new leader recovered the agent from the log and the agent re-registered with it.
+    eventually(
+        Duration::from_secs(15),
+        "the agent to re-register with the new leader",
+        || async {
+            let r = post(
+                &format!("http://127.0.0.1:{next}/api/v1"),
+                &json!({"type": "GET_AGENTS"}),
+            )
+            .await?;
+            let agents = r.json()?["get_agents"]["agents"].as_array()?.clone();
+            (agents.len() == 1
+                && agents[0]["agent_info"]["id"]["value"] == agent_id.as_str()
+                && agents[0]["active"] == true)
+                .then_some(())
+        },
+    )
+    .await;
     assert_no_violations(specs.iter().zip(&ports).filter(|(_, p)| **p != leader)).await;
 }
 

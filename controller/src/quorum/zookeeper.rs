@@ -56,6 +56,10 @@ pub(crate) fn step(view: &RoleView<'_, ServerList>, target: &ZooKeeperTarget) ->
         // A changed server list (or config) is rolled out before any further change.
         return step;
     }
+    if current != names(&live) {
+        // Every pod runs `current`, yet no list closer to the live members is safe.
+        return Step::Wait(WaitReason::ServerListsConflict);
+    }
     let n = live.len();
     let wanted = target.replicas as usize;
     if n < wanted {
@@ -70,8 +74,8 @@ pub(crate) fn step(view: &RoleView<'_, ServerList>, target: &ZooKeeperTarget) ->
 }
 
 /// The list to roll out next: the live members' names, unless that could form a majority
-/// disjoint from a list still in use (a member was fenced mid-change); then an in-use list
-/// widened by the live members, which differs from the lists in use by one server.
+/// disjoint from a list still in use (members were fenced mid-change); then a list one server
+/// closer to it than a list in use (one fenced server dropped, or one live server added).
 fn next_list(e: &Ensemble<ServerList>, live: &[&Member<ServerList>]) -> Option<ServerList> {
     let wanted = names(live);
     let in_use: Vec<&ServerList> = e.pod_configs().collect();
@@ -79,20 +83,27 @@ fn next_list(e: &Ensemble<ServerList>, live: &[&Member<ServerList>]) -> Option<S
         in_use
             .iter()
             .all(|u| majorities_intersect(&u.servers, &l.servers))
+            && wanted.servers.iter().all(|n| l.servers.contains(n))
     };
-    let widened = in_use.iter().map(|l| {
-        let mut servers = l.servers.clone();
-        servers.extend(
-            wanted
-                .servers
-                .iter()
-                .filter(|n| !l.servers.contains(n))
-                .cloned(),
-        );
-        servers.sort_by_key(|n| suffix(n));
-        ServerList { servers }
+    let closer = in_use.iter().flat_map(|l| {
+        let dropped = l
+            .servers
+            .iter()
+            .filter(|n| !wanted.servers.contains(n))
+            .map(|gone| l.servers.iter().filter(|n| *n != gone).cloned().collect());
+        let added = wanted
+            .servers
+            .iter()
+            .filter(|n| !l.servers.contains(n))
+            .map(|new| {
+                let mut servers: Vec<String> = l.servers.clone();
+                servers.push(new.clone());
+                servers.sort_by_key(|n| suffix(n));
+                servers
+            });
+        dropped.chain(added).map(|servers| ServerList { servers })
     });
-    std::iter::once(wanted.clone()).chain(widened).find(safe)
+    std::iter::once(wanted.clone()).chain(closer).find(safe)
 }
 
 /// The ordinal at the end of a member name.

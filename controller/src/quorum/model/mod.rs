@@ -47,11 +47,15 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "large configuration: run with --ignored (a release build is much faster)"]
-    fn quorum_model_large() {
-        let mut all = masters_scenarios(true);
-        all.extend(zookeeper_scenarios(true));
-        run_all(all);
+    #[ignore = "large configuration: run with --ignored"]
+    fn quorum_model_large_masters() {
+        run_all(masters_scenarios(true));
+    }
+
+    #[test]
+    #[ignore = "large configuration: run with --ignored"]
+    fn quorum_model_large_zookeeper() {
+        run_all(zookeeper_scenarios(true));
     }
 
     fn expect_violation(flaws: Flaws, wanted: &str) {

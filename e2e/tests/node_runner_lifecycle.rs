@@ -111,6 +111,13 @@ async fn probes_restarts_network_cuts_and_graceful_deletion() {
         .unwrap();
     assert_eq!(last.terminated.unwrap().exit_code, 137, "killed by SIGKILL");
     assert!(!alive(old_pid));
+    let reasons = common::event_reasons(&env.client, NS, "web").await;
+    for expected in ["Scheduled", "Started", "BackOff"] {
+        assert!(
+            reasons.iter().any(|r| r == expected),
+            "no {expected} event in {reasons:?}"
+        );
+    }
     assert!(env.runner.logs(NS, "web", "httpd").is_ok());
 
     // Deleting a pod that ignores SIGTERM: killed when the grace period ends, not before.

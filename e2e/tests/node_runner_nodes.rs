@@ -74,6 +74,11 @@ async fn anti_affinity_spreads_and_a_stopped_node_takes_its_pods_down() {
         message.contains("3 node(s) didn't match pod anti-affinity rules"),
         "{message}"
     );
+    let reasons = common::event_reasons(&env.client, NS, "m-3").await;
+    assert!(
+        reasons.iter().any(|r| r == "FailedScheduling"),
+        "{reasons:?}"
+    );
 
     let victim = node_of(&pods.get("m-0").await.unwrap());
     let pid = env.runner.container_pid(NS, "m-0", "main").unwrap();

@@ -21,6 +21,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Binding, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -77,6 +78,10 @@ impl Default for NodeRunnerConfig {
 /// What pod workers share.
 pub struct Ctx {
     client: Client,
+    /// Events as the kubelet reports them (Started, Killing, Unhealthy, BackOff, Failed).
+    kubelet_events: Recorder,
+    /// Events as the scheduler reports them (Scheduled, FailedScheduling).
+    scheduler_events: Recorder,
     network: Network,
     images: images::ImageTable,
     backoff_base: Duration,
@@ -147,7 +152,13 @@ impl NodeRunner {
         for n in &config.nodes {
             nodes::heartbeat(&client, n, true, &host_ip).await?;
         }
+        let reporter = |name: &str| Reporter {
+            controller: name.to_string(),
+            instance: None,
+        };
         let ctx = Arc::new(Ctx {
+            kubelet_events: Recorder::new(client.clone(), reporter("kubelet")),
+            scheduler_events: Recorder::new(client.clone(), reporter("default-scheduler")),
             client: client.clone(),
             network,
             images,
@@ -557,6 +568,15 @@ async fn schedule(ctx: &Ctx, nodes: &[NodeSpec], stopped: &BTreeSet<String>, pod
                     .await;
                 match created {
                     Ok(_) => {
+                        let note = format!("Successfully assigned {ns}/{name} to {node}");
+                        event(
+                            &ctx.scheduler_events,
+                            pod,
+                            EventType::Normal,
+                            "Scheduled",
+                            note,
+                        )
+                        .await;
                         let mut bound = pod.clone();
                         if let Some(s) = bound.spec.as_mut() {
                             s.node_name = Some(node.to_string());
@@ -577,6 +597,14 @@ async fn schedule(ctx: &Ctx, nodes: &[NodeSpec], stopped: &BTreeSet<String>, pod
                         })
                     });
                 if !already {
+                    event(
+                        &ctx.scheduler_events,
+                        pod,
+                        EventType::Warning,
+                        "FailedScheduling",
+                        message.clone(),
+                    )
+                    .await;
                     let patch = json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False",
                         "reason": "Unschedulable", "message": message}]}});
                     let _ = api
@@ -606,5 +634,20 @@ async fn heartbeat_loop(
                 tracing::debug!(node = %n.name, error = %e, "heartbeat");
             }
         }
+    }
+}
+
+/// Publishes an event about `pod` (best effort: a lost event must not stop the node).
+pub async fn event(recorder: &Recorder, pod: &Pod, type_: EventType, reason: &str, note: String) {
+    use kube::Resource;
+    let ev = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note),
+        action: reason.to_string(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&ev, &pod.object_ref(&())).await {
+        tracing::debug!(reason, error = %e, "publishing an event");
     }
 }

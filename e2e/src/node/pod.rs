@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, Probe};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::events::EventType;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
@@ -349,6 +350,10 @@ struct RunCtx<'a> {
 }
 
 impl RunCtx<'_> {
+    async fn event(&self, type_: EventType, reason: &str, note: String) {
+        super::event(&self.ctx.kubelet_events, self.pod, type_, reason, note).await;
+    }
+
     /// Starts the container's process in the pod's sandbox; returns it and its environment.
     async fn start(
         &self,
@@ -473,6 +478,8 @@ async fn supervise(
     {
         Ok(i) => i,
         Err(e) => {
+            let note = format!("Failed to pull image {:?}: {e}", e.image);
+            run.event(EventType::Warning, "Failed", note).await;
             state.update_container(index, |cr| {
                 cr.state = State::waiting("ErrImagePull", e.to_string())
             });
@@ -482,6 +489,7 @@ async fn supervise(
     let mut crashes = 0u32;
     loop {
         let started_at = Instant::now();
+        let mut start_error = None;
         let (exit, signal, started) = match run.start(c, Some(&image)).await {
             Ok((mut child, vars)) => {
                 let pid = child.id().unwrap_or_default();
@@ -493,6 +501,8 @@ async fn supervise(
                     cr.ready = c.readiness_probe.is_none();
                     cr.started = c.startup_probe.is_none();
                 });
+                let note = format!("Started container {}", c.name);
+                run.event(EventType::Normal, "Started", note).await;
                 let ip: std::net::Ipv4Addr =
                     run.ip.parse().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
                 let ports = c.ports.clone().unwrap_or_default();
@@ -505,11 +515,16 @@ async fn supervise(
                 let outcome = tokio::select! {
                     status = child.wait() => status.ok(),
                     reason = probe_until_kill(c, &target, state, index) => {
-                        tracing::info!(container = %c.name, %reason, "liveness failed, restarting");
+                        run.event(EventType::Warning, "Unhealthy", format!("Liveness probe failed: {reason}")).await;
+                        let note = format!("Container {} failed liveness probe, will be restarted", c.name);
+                        run.event(EventType::Normal, "Killing", note).await;
                         let grace = Duration::from_secs(grace_seconds(run.pod));
                         terminate(&mut child, Stop::Delete { grace }).await
                     }
                     s = wait_stop(&mut stop) => {
+                        if let Stop::Delete { .. } = s {
+                            run.event(EventType::Normal, "Killing", format!("Stopping container {}", c.name)).await;
+                        }
                         terminate(&mut child, s).await;
                         state.update_container(index, |cr| { cr.pid = None; cr.ready = false; });
                         return s;
@@ -523,9 +538,9 @@ async fn supervise(
                 (code, signal, started)
             }
             Err(message) => {
-                state.update_container(index, |cr| {
-                    cr.state = State::waiting("RunContainerError", message)
-                });
+                run.event(EventType::Warning, "Failed", message.clone())
+                    .await;
+                start_error = Some(message);
                 (128, None, Timestamp::now())
             }
         };
@@ -565,16 +580,19 @@ async fn supervise(
             .saturating_mul(1 << crashes.min(16))
             .min(run.ctx.backoff_max);
         crashes += 1;
+        let mut message = format!(
+            "back-off {}s restarting failed container={} pod={}",
+            backoff.as_secs_f32(),
+            c.name,
+            run.pod.metadata.name.as_deref().unwrap_or_default()
+        );
+        if let Some(e) = &start_error {
+            message = format!("{message}: {e}");
+        }
+        run.event(EventType::Warning, "BackOff", message.clone())
+            .await;
         state.update_container(index, |cr| {
-            cr.state = State::waiting(
-                "CrashLoopBackOff",
-                format!(
-                    "back-off {}s restarting failed container={} pod={}",
-                    backoff.as_secs_f32(),
-                    c.name,
-                    run.pod.metadata.name.as_deref().unwrap_or_default()
-                ),
-            )
+            cr.state = State::waiting("CrashLoopBackOff", message)
         });
         if let Some(s) = pause(&mut stop, backoff).await {
             return s;

@@ -135,3 +135,15 @@ pub fn restart_count(p: &Pod) -> i32 {
         .map(|c| c.restart_count)
         .unwrap_or(-1)
 }
+
+/// Reasons of the events recorded about a pod, oldest first.
+pub async fn event_reasons(client: &Client, ns: &str, pod: &str) -> Vec<String> {
+    use k8s_openapi::api::events::v1::Event;
+    let events = Api::<Event>::namespaced(client.clone(), ns)
+        .list(&kube::api::ListParams::default().fields(&format!("regarding.name={pod}")))
+        .await
+        .unwrap();
+    let mut items = events.items;
+    items.sort_by_key(|e| e.metadata.creation_timestamp.clone());
+    items.into_iter().filter_map(|e| e.reason).collect()
+}

@@ -120,6 +120,51 @@ async fn probes_restarts_network_cuts_and_graceful_deletion() {
     }
     assert!(env.runner.logs(NS, "web", "httpd").is_ok());
 
+    // A failing liveness probe restarts the container; the restarted one passes again.
+    let live = pod(json!({
+        "metadata": {"name": "live"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": "test:1",
+                "command": ["sh", "-c", "touch /state/alive && exec sleep 3600"],
+                "livenessProbe": {"exec": {"command": ["test", "-f", "/state/alive"]},
+                                  "periodSeconds": 1, "failureThreshold": 2},
+                "volumeMounts": [{"name": "state", "mountPath": "/state"}]}],
+            "volumes": [{"name": "state", "emptyDir": {}}]
+        }
+    }));
+    pods.create(&PostParams::default(), &live).await.unwrap();
+    wait_pod(
+        &pods,
+        "live",
+        "live running",
+        Duration::from_secs(20),
+        is_ready,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        restart_count(&pods.get("live").await.unwrap()),
+        0,
+        "restarted while its liveness probe passed"
+    );
+    let out = env
+        .runner
+        .exec(NS, "live", "main", &["rm", "/state/alive"])
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    wait_pod(
+        &pods,
+        "live",
+        "restarted after failing liveness",
+        Duration::from_secs(20),
+        |p| restart_count(p) == 1 && is_ready(p),
+    )
+    .await;
+    let reasons = common::event_reasons(&env.client, NS, "live").await;
+    assert!(reasons.iter().any(|r| r == "Unhealthy"), "{reasons:?}");
+
     // Deleting a pod that ignores SIGTERM: killed when the grace period ends, not before.
     let stubborn = pod(json!({
         "metadata": {"name": "stubborn"},

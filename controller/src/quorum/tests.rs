@@ -722,3 +722,26 @@ fn quorum_health_reports_fault_tolerance() {
     assert_eq!(min_available(5, 3), 3);
     assert_eq!(min_available(7, 3), 4);
 }
+
+#[test]
+fn quorum_operation_is_stored_in_status_as_camel_case() {
+    let d = desired((5, 3), 3);
+    let op = operation(OperationKind::Grow, Role::Master, &d);
+    let json = serde_json::to_value(&op).expect("serialises");
+    assert_eq!(json["kind"], "Grow");
+    assert_eq!(json["target"]["masters"]["replicas"], 5);
+    assert!(json["startedAt"].is_string() && json["deadline"].is_string());
+    let back: Operation = serde_json::from_value(json).expect("reloads");
+    assert_eq!(
+        back, op,
+        "an operator restart reloads exactly what it persisted"
+    );
+    let schema = serde_json::to_value(schemars::schema_for!(Operation)).expect("schema");
+    assert_eq!(schema["properties"]["startedAt"]["type"], "string");
+    let tombstone = serde_json::to_value(schemars::schema_for!(Tombstone)).expect("schema");
+    assert!(
+        tombstone["required"]
+            .as_array()
+            .is_some_and(|r| r.len() == 2)
+    );
+}

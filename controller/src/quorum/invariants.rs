@@ -8,7 +8,7 @@ use super::types::{Ensemble, MasterFlags, ServerList};
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum InvariantViolation {
-    #[error("{could_run} masters could run but the smallest --quorum in use is {quorum}: at most {} may run", 2 * quorum - 1)]
+    #[error("{could_run} masters could run but the smallest --quorum in use is {quorum}: at most {} may run", (2 * quorum).saturating_sub(1))]
     TooManyMasters { could_run: u32, quorum: u32 },
     #[error("ZooKeeper server lists {a:?} and {b:?} admit disjoint majorities")]
     DisjointMajorities { a: Vec<String>, b: Vec<String> },
@@ -30,7 +30,7 @@ pub fn masters_within_bound(e: &Ensemble<MasterFlags>) -> Result<(), InvariantVi
     let could_run = masters_could_run(e);
     let smallest = e.pod_configs().map(|c| c.quorum).min();
     match smallest {
-        Some(quorum) if could_run > 2 * quorum - 1 => {
+        Some(quorum) if could_run > (2 * quorum).saturating_sub(1) => {
             Err(InvariantViolation::TooManyMasters { could_run, quorum })
         }
         _ => Ok(()),

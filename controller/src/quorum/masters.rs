@@ -33,7 +33,7 @@ pub(crate) fn step(view: &RoleView<'_, MasterFlags>, target: &MastersTarget) -> 
     let quorums: Vec<u32> = live
         .iter()
         .filter_map(|m| m.pod.as_ref())
-        .map(|p| p.config.quorum)
+        .map(|p| p.config.quorum.max(1))
         .collect();
     let (lo, hi) = match (quorums.iter().min(), quorums.iter().max()) {
         (Some(&lo), Some(&hi)) => (lo, hi),

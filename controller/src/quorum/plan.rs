@@ -49,6 +49,10 @@ pub(crate) fn plan_with(
     clock: Clock,
 ) -> Decision {
     if let Some(op) = operation {
+        // The latched target comes back from status; never trust it unchecked.
+        if let Err(reason) = validate(&op.target) {
+            return Decision::Blocked(reason);
+        }
         let bootstrapping = op.kind == OperationKind::Bootstrap;
         // A bootstrap is never abandoned: until the ensemble has formed there is no state to
         // pivot from safely.

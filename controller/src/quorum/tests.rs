@@ -594,6 +594,22 @@ fn quorum_invariants_count_what_could_run() {
         invariants::masters_within_bound(&o.masters).is_ok(),
         "fenced and gone"
     );
+    let odd = with_masters(&[(1, 0), (2, 2), (3, 2)]);
+    assert!(
+        invariants::masters_within_bound(&odd.masters).is_err(),
+        "a pod claiming --quorum=0 is reported, not a panic"
+    );
+    let mut zero = desired((3, 2), 3);
+    zero.masters.quorum = Some(0);
+    let op = operation(OperationKind::Grow, Role::Master, &zero);
+    assert!(matches!(
+        plan(&desired((3, 2), 3), &odd, Some(&op), clock()),
+        Decision::Blocked(BlockReason::InvalidTarget { .. })
+    ));
+    assert!(matches!(
+        plan(&desired((5, 3), 3), &odd, None, clock()),
+        Decision::UpdateOperation(_)
+    ));
     let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert!(invariants::majorities_intersect(
         &names(&["a", "b", "c"]),

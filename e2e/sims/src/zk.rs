@@ -74,6 +74,52 @@ impl Zk {
         Ok(format!("{label}{seq}"))
     }
 
+    /// Creates or overwrites the persistent node `dir/name`.
+    pub async fn put(&self, dir: &str, name: &str, data: &[u8]) -> Result<(), ZkError> {
+        let persistent = zkc::CreateMode::Persistent.with_acls(zkc::Acls::anyone_all());
+        match self.client.mkdir(dir, &persistent).await {
+            Ok(()) | Err(zkc::Error::NodeExists) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let path = format!("{dir}/{name}");
+        match self.client.create(&path, data, &persistent).await {
+            Ok(_) => Ok(()),
+            Err(zkc::Error::NodeExists) => self
+                .client
+                .set_data(&path, data, None)
+                .await
+                .map(|_| ())
+                .map_err(Into::into),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes `dir/name`; a missing node is fine.
+    pub async fn remove(&self, dir: &str, name: &str) -> Result<(), ZkError> {
+        match self.client.delete(&format!("{dir}/{name}"), None).await {
+            Ok(()) | Err(zkc::Error::NoNode) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every child of `dir` with its data (a missing `dir` has none).
+    pub async fn children(&self, dir: &str) -> Result<Vec<(String, Vec<u8>)>, ZkError> {
+        let names = match self.client.list_children(dir).await {
+            Ok(n) => n,
+            Err(zkc::Error::NoNode) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for name in names {
+            match self.client.get_data(&format!("{dir}/{name}")).await {
+                Ok((data, _)) => out.push((name, data)),
+                Err(zkc::Error::NoNode) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    }
+
     /// Members of the group at `dir` whose names are `<label><digits>`, oldest first.
     /// A missing group is an empty group.
     pub async fn members(&self, dir: &str, label: &str) -> Result<Vec<Member>, ZkError> {
@@ -90,26 +136,18 @@ impl Zk {
         dir: &str,
         sequence_of: impl Fn(&str) -> Option<u64>,
     ) -> Result<Vec<Member>, ZkError> {
-        let names = match self.client.list_children(dir).await {
-            Ok(n) => n,
-            Err(zkc::Error::NoNode) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut members = Vec::new();
-        for name in names {
-            let Some(sequence) = sequence_of(&name) else {
-                continue;
-            };
-            match self.client.get_data(&format!("{dir}/{name}")).await {
-                Ok((data, _)) => members.push(Member {
+        let mut members: Vec<Member> = self
+            .children(dir)
+            .await?
+            .into_iter()
+            .filter_map(|(name, data)| {
+                Some(Member {
+                    sequence: sequence_of(&name)?,
                     name,
-                    sequence,
                     data,
-                }),
-                Err(zkc::Error::NoNode) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+                })
+            })
+            .collect();
         members.sort_by_key(|m| m.sequence);
         Ok(members)
     }

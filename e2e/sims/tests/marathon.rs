@@ -74,7 +74,7 @@ async fn deployments_locks_health_checks_and_placement() {
     .await;
 
     let marathon_ports = [free_port(), free_port()];
-    let _marathons: Vec<Proc> = marathon_ports
+    let mut marathons: Vec<Proc> = marathon_ports
         .iter()
         .enumerate()
         .map(|(i, port)| {
@@ -316,11 +316,40 @@ async fn deployments_locks_health_checks_and_placement() {
         (404, json!("App '/nope' does not exist"))
     );
 
+    // Failover: the standby takes over the stored apps and adopts the running instance.
+    let survivor = app(leader_port, "web").await.unwrap()["tasks"][0]["id"].clone();
+    let leader_index = marathon_ports
+        .iter()
+        .position(|p| *p == leader_port)
+        .unwrap();
+    let w = writes(leader_port).await;
+    assert!(w >= 7, "{w} writes counted");
+    marathons[leader_index].kill();
+    eventually(
+        Duration::from_secs(20),
+        "the standby to take over /web",
+        || async {
+            let l = get(&format!("http://127.0.0.1:{standby}/v2/leader"))
+                .await?
+                .json()?;
+            let a = app(standby, "web").await?;
+            let tasks = a["tasks"].as_array()?.clone();
+            (l["leader"] == format!("127.0.0.1:{standby}").as_str()
+                && tasks.len() == 1
+                && tasks[0]["id"] == survivor
+                && a["tasksHealthy"] == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(deployments(standby).await.is_empty());
+    assert!(app(standby, "broken").await.is_none());
+    let leader_port = standby;
+
     // Reads do not count as writes.
     let w = writes(leader_port).await;
     for _ in 0..3 {
         app(standby, "web").await.unwrap();
     }
     assert_eq!(writes(leader_port).await, w);
-    assert!(w >= 7, "{w} writes counted");
 }

@@ -231,7 +231,7 @@ fn flag(params: &Params, name: &str, default: bool) -> bool {
 
 impl Marathon {
     /// Starts a deployment of `action` for `app_id`, replacing any forced-over ones.
-    fn deploy(&self, app_id: &str, action: &'static str, version: &str) -> String {
+    fn deploy(&self, app_id: &str, action: &str, version: &str) -> String {
         let mut st = self.state();
         st.deployments.retain(|_, d| d.app_id != app_id);
         let id = uuid::Uuid::new_v4().to_string();
@@ -241,7 +241,7 @@ impl Marathon {
                 id: id.clone(),
                 version: version.to_string(),
                 app_id: app_id.to_string(),
-                action,
+                action: action.to_string(),
             },
         );
         id
@@ -290,6 +290,7 @@ async fn create_app(State(m): M, body: Bytes) -> Response {
         .apps
         .insert(id.clone(), new_app_state(def.clone(), &version));
     let deployment = m.deploy(&id, "StartApplication", &version);
+    m.persist(&id).await;
     let mut body = def;
     body["version"] = json!(version);
     for k in [
@@ -340,7 +341,7 @@ fn only_scaled(old: &Value, new: &Value) -> bool {
 
 async fn put_app(State(m): M, Path(id): Path<String>, params: Params, body: Bytes) -> Response {
     if let Some(app_id) = id.strip_suffix("/restart") {
-        return restart(&m, app_id, &params);
+        return restart(&m, app_id, &params).await;
     }
     let id = canonical_id(&id);
     let update = match parse_body(&body) {
@@ -371,6 +372,7 @@ async fn put_app(State(m): M, Path(id): Path<String>, params: Params, body: Byte
             .apps
             .insert(id.clone(), new_app_state(def, &version));
         let d = m.deploy(&id, "StartApplication", &version);
+        m.persist(&id).await;
         return deployment_result(&d, &version, StatusCode::CREATED);
     };
     if app::same_definition(&old, &def) {
@@ -396,10 +398,11 @@ async fn put_app(State(m): M, Path(id): Path<String>, params: Params, body: Byte
         }
     }
     let d = m.deploy(&id, action, &version);
+    m.persist(&id).await;
     deployment_result(&d, &version, StatusCode::OK)
 }
 
-fn restart(m: &Marathon, id: &str, params: &Params) -> Response {
+async fn restart(m: &Marathon, id: &str, params: &Params) -> Response {
     let id = canonical_id(id);
     if !m.state().apps.contains_key(&id) {
         return message(StatusCode::NOT_FOUND, format!("App '{id}' does not exist"));
@@ -413,12 +416,13 @@ fn restart(m: &Marathon, id: &str, params: &Params) -> Response {
         a.config_version = version.clone();
     }
     let d = m.deploy(&id, "RestartApplication", &version);
+    m.persist(&id).await;
     deployment_result(&d, &version, StatusCode::OK)
 }
 
 async fn restart_app(State(m): M, Path(id): Path<String>, params: Params) -> Response {
     match id.strip_suffix("/restart") {
-        Some(app_id) => restart(&m, app_id, &params),
+        Some(app_id) => restart(&m, app_id, &params).await,
         None => StatusCode::METHOD_NOT_ALLOWED.into_response(),
     }
 }
@@ -437,6 +441,7 @@ async fn delete_app(State(m): M, Path(id): Path<String>, params: Params) -> Resp
         a.deleting = true;
     }
     let d = m.deploy(&id, "StopApplication", &version);
+    m.persist(&id).await;
     deployment_result(&d, &version, StatusCode::OK)
 }
 
@@ -468,6 +473,7 @@ async fn delete_deployment(State(m): M, Path(id): Path<String>, params: Params) 
     };
     m.state().deployments.remove(&id);
     if flag(&params, "force", false) {
+        m.persist(&d.app_id).await;
         return StatusCode::ACCEPTED.into_response();
     }
     let version = iso_now();
@@ -493,6 +499,7 @@ async fn delete_deployment(State(m): M, Path(id): Path<String>, params: Params) 
         }
     };
     let new_id = m.deploy(&d.app_id, action, &version);
+    m.persist(&d.app_id).await;
     deployment_result(&new_id, &version, StatusCode::OK)
 }
 
@@ -500,7 +507,7 @@ async fn info(State(m): M) -> Json<Value> {
     let c = &m.cfg;
     Json(json!({
         "name": "marathon", "version": MARATHON_VERSION, "buildref": "mesos-sims",
-        "elected": m.is_leader(), "leader": m.leader(), "frameworkId": m.framework_id,
+        "elected": m.is_leader(), "leader": m.leader(), "frameworkId": m.framework_id(),
         "marathon_config": {"master": c.master, "hostname": c.hostname, "ha": c.ha,
             "framework_name": c.framework_name, "mesos_role": c.values.get("mesos_role"),
             "task_launch_timeout": c.values.get("task_launch_timeout").and_then(|v| v.parse::<u64>().ok()),

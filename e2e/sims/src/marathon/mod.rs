@@ -9,6 +9,7 @@ mod health;
 mod http;
 pub mod placement;
 mod scheduler;
+mod store;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -74,7 +75,7 @@ pub struct Deployment {
     pub id: String,
     pub version: String,
     pub app_id: String,
-    pub action: &'static str,
+    pub action: String,
 }
 
 #[derive(Default)]
@@ -90,7 +91,8 @@ pub struct Marathon {
     leader: Mutex<Option<String>>,
     elected: AtomicBool,
     elected_at: Mutex<Option<Instant>>,
-    framework_id: String,
+    framework_id: Mutex<String>,
+    store: store::Store,
     write_requests: AtomicU64,
     started: Instant,
     master_zk: Option<(Zk, ZkUrl)>,
@@ -109,6 +111,48 @@ impl Marathon {
 
     fn is_leader(&self) -> bool {
         self.elected.load(Ordering::SeqCst)
+    }
+
+    fn framework_id(&self) -> String {
+        self.framework_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Writes what changed about `app_id` to ZooKeeper (a failed write is logged; the
+    /// next tick retries it).
+    async fn persist(&self, app_id: &str) {
+        let records = store::records(&self.state(), app_id);
+        if let Err(e) = self.store.sync(app_id, records).await {
+            tracing::warn!("Failed to store {app_id}: {e}");
+        }
+    }
+
+    /// Takes over the stored state before serving as leader, as Marathon reloads its
+    /// repository on election.
+    async fn take_over(&self) {
+        match self.store.load().await {
+            Ok((state, framework_id)) => {
+                tracing::info!(
+                    "Loaded {} apps and {} deployments",
+                    state.apps.len(),
+                    state.deployments.len()
+                );
+                *self.state() = state;
+                match framework_id {
+                    Some(id) => *self.framework_id.lock().unwrap_or_else(|p| p.into_inner()) = id,
+                    None => {
+                        if let Err(e) = self.store.put_framework_id(&self.framework_id()).await {
+                            fail(&format!("Failed to store the framework id: {e}"));
+                        }
+                    }
+                }
+            }
+            Err(e) => fail(&format!("Failed to load state from ZooKeeper: {e}")),
+        }
+        self.elected.store(true, Ordering::SeqCst);
+        *self.elected_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     }
 
     fn leader(&self) -> Option<String> {
@@ -152,10 +196,9 @@ impl Marathon {
                 *self.leader.lock().unwrap_or_else(|p| p.into_inner()) =
                     first.map(|m| String::from_utf8_lossy(&m.data).to_string());
                 let leads = first.is_some_and(|m| m.name == mine);
-                if leads && !self.elected.swap(true, Ordering::SeqCst) {
+                if leads && !self.is_leader() {
                     tracing::info!("Elected as the leader (latch {mine})");
-                    *self.elected_at.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(Instant::now());
+                    self.take_over().await;
                 }
             }
             zk.wait_children_change(&dir, Duration::from_secs(2)).await;
@@ -180,33 +223,27 @@ pub async fn run(cfg: MarathonConfig) -> Result<(), MarathonError> {
         )),
         Err(_) => None,
     };
-    let zk = if cfg.ha {
-        Some(Zk::connect(&cfg.zk, session, Duration::from_secs(60)).await?)
-    } else {
-        None
-    };
+    let zk = Zk::connect(&cfg.zk, session, Duration::from_secs(60)).await?;
     let marathon = Arc::new(Marathon {
         http: HttpClient::default(),
         state: Mutex::new(State::default()),
         leader: Mutex::new(None),
         elected: AtomicBool::new(false),
         elected_at: Mutex::new(None),
-        framework_id: format!("{}-0000", uuid::Uuid::new_v4()),
+        framework_id: Mutex::new(format!("{}-0000", uuid::Uuid::new_v4())),
+        store: store::Store::new(zk.clone(), &cfg.zk.path),
         write_requests: AtomicU64::new(0),
         started: Instant::now(),
         master_zk,
         cfg,
     });
-    match zk {
-        Some(zk) => {
-            zk.exit_on_session_loss("Abdicating leadership");
-            tokio::spawn(marathon.clone().elect(zk));
-        }
-        None => {
-            marathon.elected.store(true, Ordering::SeqCst);
-            *marathon.leader.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(marathon.cfg.advertised());
-        }
+    zk.exit_on_session_loss("Abdicating leadership");
+    if marathon.cfg.ha {
+        tokio::spawn(marathon.clone().elect(zk));
+    } else {
+        *marathon.leader.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(marathon.cfg.advertised());
+        marathon.take_over().await;
     }
     tokio::spawn(scheduler::run(marathon.clone()));
     tracing::info!("Marathon listening on {bind}");

@@ -94,6 +94,7 @@ impl Marathon {
             self.update_instances(&id, &reports);
             self.run_health_checks(&id);
             self.converge(&id, &agents).await;
+            self.persist(&id).await;
         }
     }
 
@@ -421,7 +422,7 @@ impl Marathon {
             env.insert("MARATHON_APP_ID".into(), json!(id));
             env.insert("MARATHON_APP_VERSION".into(), json!(app.config_version));
             env.insert("HOST".into(), json!(agent.hostname));
-            let spec = json!({"task_id": task_id, "name": id, "framework_id": self.framework_id,
+            let spec = json!({"task_id": task_id, "name": id, "framework_id": self.framework_id(),
                               "framework_name": self.cfg.framework_name, "command": command,
                               "resources": resources, "env": env});
             let url = format!("http://{}/sim/tasks", agent.address);

@@ -346,6 +346,42 @@ async fn deployments_locks_health_checks_and_placement() {
     assert!(app(standby, "broken").await.is_none());
     let leader_port = standby;
 
+    // A config change rolls the instances per upgradeStrategy: with minimumHealthCapacity
+    // 0.5 and maximumOverCapacity 0 at most 2 run and at least one is healthy throughout.
+    let old_ids: Vec<Value> = app(leader_port, "web").await.unwrap()["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].clone())
+        .collect();
+    let upgrade = json!({"instances": 2, "cmd": "echo v2 > index.html && exec busybox httpd -f -p 127.0.0.1:$PORT0",
+                         "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0}});
+    let r = send(
+        "PUT",
+        &format!("http://127.0.0.1:{leader_port}/v2/apps/web"),
+        Some(&upgrade),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let version = r.json().unwrap()["version"].clone();
+    eventually(Duration::from_secs(30), "the rolling upgrade", || async {
+        let a = app(leader_port, "web").await?;
+        assert!(a["tasksRunning"].as_u64()? <= 2, "over capacity: {a}");
+        assert!(
+            a["tasksHealthy"].as_u64()? >= 1,
+            "below minimum health: {a}"
+        );
+        let tasks = a["tasks"].as_array()?.clone();
+        let done = tasks.len() == 2
+            && tasks
+                .iter()
+                .all(|t| t["version"] == version && !old_ids.contains(&t["id"]))
+            && a["tasksHealthy"] == 2
+            && deployments(leader_port).await.is_empty();
+        done.then_some(())
+    })
+    .await;
+
     // Reads do not count as writes.
     let w = writes(leader_port).await;
     for _ in 0..3 {

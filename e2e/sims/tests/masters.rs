@@ -380,3 +380,46 @@ fn bad_flags_exit_non_zero_with_mesos_messages() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_write_without_quorum_aborts_the_leader() {
+    let _serial = SERIAL.lock().await;
+    let dir = TestDir::new();
+    let zk = ZkEnsemble::start(1, dir.path(), 500).unwrap();
+    let mut specs = cluster(&zk, "/store", dir.path(), 2, 3);
+    for s in &mut specs {
+        s.extra = vec!["--registry_store_timeout=3secs".into()];
+    }
+    let ports: Vec<u16> = specs.iter().map(|s| s.port).collect();
+    let mut procs: Vec<Proc> = specs.iter().map(MasterSpec::start).collect();
+    let leader = serving_leader(&ports, Duration::from_secs(40)).await;
+    let index = ports.iter().position(|&p| p == leader).unwrap();
+    for (i, p) in procs.iter_mut().enumerate() {
+        if i != index {
+            p.kill();
+        }
+    }
+    // An agent registration is a registry write: with one of three replicas left it
+    // cannot reach the quorum of 2, and the registrar aborts after the store timeout.
+    let agent_port = free_port();
+    let args = vec![
+        format!("--master={}", specs[0].zk),
+        format!("--work_dir={}", dir.path().join("agent").display()),
+        "--ip=127.0.0.1".to_string(),
+        format!("--port={agent_port}"),
+    ];
+    let _agent = Proc::spawn(
+        env!("CARGO_BIN_EXE_mesos-agent-sim"),
+        &args,
+        &dir.path().join("agent.log"),
+    );
+    let code = procs[index].wait_exit(Duration::from_secs(20));
+    let log = procs[index].log_text();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(
+            "Registrar aborting: Failed to update registry: Failed to perform store within 3secs"
+        ),
+        "{log}"
+    );
+}

@@ -163,14 +163,25 @@ impl Zk {
         }
     }
 
-    /// Resolves when the session has expired or was closed: everything ephemeral this
-    /// process created is gone, so Mesos' processes give up (fail-fast) at that point.
-    pub async fn session_lost(&self) -> zkc::SessionState {
+    /// Resolves when the session has expired or was closed, or when the client has been
+    /// disconnected for a whole session timeout (the server has expired it by then, as
+    /// Mesos' group expires the session locally): everything ephemeral this process
+    /// created is gone, so Mesos' and Marathon's processes give up (fail-fast).
+    pub async fn session_lost(&self) -> String {
         let mut watcher = self.client.state_watcher();
+        let timeout = self.client.session_timeout();
+        let mut state = watcher.peek_state();
         loop {
-            let state = watcher.changed().await;
             if state.is_terminated() {
-                return state;
+                return state.to_string();
+            }
+            if state == zkc::SessionState::Disconnected {
+                match tokio::time::timeout(timeout, watcher.changed()).await {
+                    Ok(next) => state = next,
+                    Err(_) => return format!("disconnected for {timeout:?}"),
+                }
+            } else {
+                state = watcher.changed().await;
             }
         }
     }
@@ -181,11 +192,10 @@ impl Zk {
         let zk = self.clone();
         tokio::spawn(async move {
             let state = zk.session_lost().await;
-            crate::exit_with(&format!("{context}: ZooKeeper session {state}; exiting"), 1);
+            crate::exit_with(
+                &format!("{context}: ZooKeeper session lost ({state}); exiting"),
+                1,
+            );
         });
-    }
-
-    pub fn session_state(&self) -> zkc::SessionState {
-        self.client.state()
     }
 }

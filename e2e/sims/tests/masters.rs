@@ -423,3 +423,23 @@ async fn a_registry_write_without_quorum_aborts_the_leader() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_cut_off_from_zookeeper_exits_after_the_session_timeout() {
+    let _serial = SERIAL.lock().await;
+    let dir = TestDir::new();
+    let mut zk = ZkEnsemble::start(1, dir.path(), 500).unwrap();
+    let spec = cluster(&zk, "/cutoff", dir.path(), 1, 1).remove(0);
+    let mut master = spec.start();
+    serving_leader(&[spec.port], Duration::from_secs(30)).await;
+    zk.kill_server(1).unwrap();
+    let code = master.wait_exit(SESSION + Duration::from_secs(5));
+    assert_eq!(code, Some(1), "{}", master.log_text());
+    assert!(
+        master
+            .log_text()
+            .contains("Lost candidacy: ZooKeeper session lost"),
+        "{}",
+        master.log_text()
+    );
+}

@@ -59,6 +59,34 @@ async fn await_violation(spec: &MasterSpec, text: &str) {
     .await;
 }
 
+/// Waits until the roster in `port`'s log has `n` entries under `key` (`members`/`fenced`).
+async fn await_roster(port: u16, key: &str, n: usize) {
+    eventually(
+        Duration::from_secs(10),
+        &format!("{n} roster {key} on {port}"),
+        || async {
+            let r = get(&format!("http://127.0.0.1:{port}/sim/log/roster"))
+                .await?
+                .json()?;
+            (r[key].as_array()?.len() == n).then_some(())
+        },
+    )
+    .await;
+}
+
+/// The documented way to change the quorum: restart `specs` one at a time with
+/// `--quorum=q`, each time waiting until it caught up and a leader serves.
+async fn change_quorum(specs: &mut [MasterSpec], procs: &mut [Proc], q: usize) {
+    let ports: Vec<u16> = specs.iter().map(|s| s.port).collect();
+    for (spec, proc) in specs.iter_mut().zip(procs.iter_mut()) {
+        proc.kill();
+        spec.quorum = q;
+        *proc = spec.start();
+        all_recovered(&[spec.port], Duration::from_secs(15)).await;
+        serving_leader(&ports, Duration::from_secs(30)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_masters_elect_one_leader_and_fail_over() {
     let _serial = SERIAL.lock().await;
@@ -217,13 +245,7 @@ async fn fourth_master_is_a_violation_and_the_grow_procedure_is_not() {
     let mut procs: Vec<Proc> = specs[..3].iter().map(MasterSpec::start).collect();
     serving_leader(&ports[..3], Duration::from_secs(40)).await;
     all_recovered(&ports[..3], Duration::from_secs(10)).await;
-    for i in 0..3 {
-        procs[i].kill();
-        specs[i].quorum = 3;
-        procs[i] = specs[i].start();
-        all_recovered(&ports[i..=i], Duration::from_secs(15)).await;
-        serving_leader(&ports[..3], Duration::from_secs(30)).await;
-    }
+    change_quorum(&mut specs[..3], &mut procs[..3], 3).await;
     for spec in specs.iter_mut().skip(3) {
         spec.quorum = 3;
         procs.push(spec.start());
@@ -250,17 +272,7 @@ async fn wiped_replica_catches_up_only_from_a_quorum() {
     all_recovered(&ports, Duration::from_secs(10)).await;
 
     // The leader records the replica roster once it has seen every replica.
-    eventually(
-        Duration::from_secs(10),
-        "the roster of three replicas",
-        || async {
-            let r = get(&format!("http://127.0.0.1:{}/sim/log/roster", ports[0]))
-                .await?
-                .json()?;
-            (r["members"].as_array()?.len() == 3).then_some(())
-        },
-    )
-    .await;
+    await_roster(ports[0], "members", 3).await;
 
     // Stop masters 1 and 2, wipe 2's work_dir and start it again: with one VOTING
     // replica alive (< quorum) it must stay unrecovered.
@@ -298,17 +310,7 @@ async fn wiped_replica_catches_up_only_from_a_quorum() {
     // The wiped replica replaced the old one, which is now fenced: bringing the old
     // log back (in place of the new replica, so N stays 3) is a violation.
     for &p in &ports[..2] {
-        eventually(
-            Duration::from_secs(10),
-            "the old replica to be fenced",
-            || async {
-                let r = get(&format!("http://127.0.0.1:{p}/sim/log/roster"))
-                    .await?
-                    .json()?;
-                (r["fenced"].as_array()?.len() == 1).then_some(())
-            },
-        )
-        .await;
+        await_roster(p, "fenced", 1).await;
     }
     procs[2].kill();
     let revenant = MasterSpec {
@@ -442,4 +444,34 @@ async fn a_master_cut_off_from_zookeeper_exits_after_the_session_timeout() {
         "{}",
         master.log_text()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shrink_procedure_is_safe_and_a_removed_master_may_not_return() {
+    let _serial = SERIAL.lock().await;
+    let dir = TestDir::new();
+    let zk = ZkEnsemble::start(1, dir.path(), 500).unwrap();
+    let mut specs = cluster(&zk, "/shrink", dir.path(), 3, 5);
+    let ports: Vec<u16> = specs.iter().map(|s| s.port).collect();
+    let mut procs: Vec<Proc> = specs.iter().map(MasterSpec::start).collect();
+    serving_leader(&ports, Duration::from_secs(40)).await;
+    all_recovered(&ports, Duration::from_secs(20)).await;
+    await_roster(ports[0], "members", 5).await;
+
+    // Shrink 5 -> 3 as documented: remove two for good, then lower the quorum one by one.
+    procs[3].kill();
+    procs[4].kill();
+    change_quorum(&mut specs[..3], &mut procs[..3], 2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_no_violations(specs.iter().zip(&ports).take(3)).await;
+    await_roster(ports[0], "fenced", 2).await;
+
+    // A removed master coming back (even with the new quorum) is caught twice over:
+    // four replicas exceed 2q-1 = 3, and its replica was fenced.
+    specs[3].quorum = 2;
+    let _back = specs[3].start();
+    for spec in &specs[..3] {
+        await_violation(spec, "with an old log").await;
+        await_violation(spec, "4 log replicas exceed 2*quorum-1 = 3").await;
+    }
 }

@@ -9,10 +9,12 @@
 pub mod apply;
 pub mod desired;
 pub mod disruption;
+pub mod execute;
 pub mod marathon;
 pub mod masters;
 pub mod member;
 pub mod observe;
+pub mod probe;
 pub mod zookeeper;
 
 /// A MesosCluster for unit tests: `prod` in namespace `dcos`, with a uid so it can own objects.

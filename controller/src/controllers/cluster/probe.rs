@@ -1,0 +1,58 @@
+//! The I/O half of the observe stage: ask every member with an address how it is, at once,
+//! with short timeouts. Members that do not answer are left out, which the observe stage
+//! reads as "unknown" (never healthy).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+
+use super::member::{LABEL_MEMBER, LABEL_ROLE, Role};
+use super::{masters, zookeeper};
+use crate::quorum::Health;
+use crate::zookeeper::ServerState;
+
+/// How long one member may take to answer.
+pub const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What each answering member reported, by member name.
+pub async fn health(pods: &[Pod], http: &reqwest::Client) -> BTreeMap<String, Health> {
+    let asks = pods.iter().filter_map(|pod| {
+        let member = pod.labels().get(LABEL_MEMBER)?.clone();
+        let role = pod.labels().get(LABEL_ROLE)?.clone();
+        let ip = pod.status.as_ref()?.pod_ip.clone()?;
+        Some(async move {
+            let health = if role == Role::ZooKeeper.label() {
+                zookeeper_health(&format!("{ip}:{}", zookeeper::CLIENT_PORT)).await
+            } else if role == Role::Master.label() {
+                let addr = format!("{ip}:{}", masters::PORT);
+                crate::mesos::master_metrics(http, &addr, TIMEOUT)
+                    .await
+                    .ok()
+                    .map(|m| m.health())
+            } else {
+                None
+            };
+            health.map(|h| (member, h))
+        })
+    });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+async fn zookeeper_health(addr: &str) -> Option<Health> {
+    match crate::zookeeper::srvr(addr, TIMEOUT).await.ok()? {
+        ServerState::Serving { mode, .. } => Some(Health::Serving {
+            recovered: true,
+            leader: mode == crate::zookeeper::Mode::Leader,
+        }),
+        ServerState::NotServing => Some(Health::Serving {
+            recovered: false,
+            leader: false,
+        }),
+    }
+}

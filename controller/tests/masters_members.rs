@@ -1,0 +1,291 @@
+//! The MesosCluster pipeline's stages (probe, observe, plan, apply, execute) driven step by step
+//! against a real apiserver, with the node runner running real ZooKeeper and the strict
+//! mesos-master simulator: a cluster is brought up and then grown 3 -> 5 masters, and the
+//! masters themselves must report one leader, every replica recovered, the right ensemble size
+//! and no safety violation. Set TRACE_PIPELINE=1 to print every decision with the masters it saw.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use e2e::{ControlPlane, NodeRunner, NodeRunnerConfig};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use mesos_operator::controllers::cluster::member::{LABEL_CLUSTER, azure_storage_class};
+use mesos_operator::controllers::cluster::{
+    apply, desired, execute, masters, observe, probe, zookeeper,
+};
+use mesos_operator::crd::MesosCluster;
+use mesos_operator::crd::storage::CachingMode;
+use mesos_operator::mesos::{MasterMetrics, master_metrics};
+use mesos_operator::quorum::{self, Clock, Decision};
+use serde_json::json;
+
+const NS: &str = "mesos";
+
+mod common;
+
+/// Runs the pipeline until the planner is done; returns the pods it deleted and created.
+async fn drive(client: &Client, http: &reqwest::Client, timeout: Duration) -> Vec<String> {
+    let clusters: Api<MesosCluster> = Api::namespaced(client.clone(), NS);
+    let selector = ListParams::default().labels(&format!("{LABEL_CLUSTER}=prod"));
+    let deadline = Instant::now() + timeout;
+    let mut log = Vec::new();
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let mc = clusters.get("prod").await.expect("get cluster");
+        let pods = Api::<Pod>::namespaced(client.clone(), NS)
+            .list(&selector)
+            .await
+            .expect("pods")
+            .items;
+        let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), NS)
+            .list(&selector)
+            .await
+            .expect("claims")
+            .items;
+        let health = probe::health(&pods, http).await;
+        let observed = observe::observed(&mc, &pods, &claims, &health).expect("observe");
+        let zk: Vec<u32> = observed.zookeeper.live().map(|m| m.ordinal).collect();
+        let want = desired::desired(&mc, &zk);
+        let operation = mc.status.as_ref().and_then(|s| s.operation.clone());
+        let clock = Clock {
+            now: chrono::Utc::now(),
+            operation_timeout: chrono::Duration::minutes(30),
+        };
+        let decision = quorum::plan(&want, &observed, operation.as_ref(), clock);
+        match &decision {
+            Decision::Done => return log,
+            Decision::Blocked(reason) => {
+                panic!("blocked: {decision} ({reason:?}); so far: {log:#?}")
+            }
+            _ => {}
+        }
+        let incarnation = chrono::Utc::now().timestamp_millis().to_string();
+        let steps = apply::steps(&mc, &decision, &observed, &incarnation);
+        if std::env::var_os("TRACE_PIPELINE").is_some() && decision.to_string() != last {
+            let view: Vec<String> = observed
+                .masters
+                .members
+                .iter()
+                .map(|m| match &m.pod {
+                    Some(p) => format!(
+                        "{}:q{}{}:{:?}",
+                        m.ordinal,
+                        p.config.quorum,
+                        if p.terminating { "T" } else { "" },
+                        p.health
+                    ),
+                    None => format!("{}:-", m.ordinal),
+                })
+                .collect();
+            eprintln!(
+                "[{:?}] {decision} | op={:?} | {}",
+                Instant::now(),
+                operation.as_ref().map(|o| o.kind),
+                view.join(" ")
+            );
+        }
+        for step in &steps {
+            match step {
+                apply::Step::CreatePod(pod) => {
+                    let args = pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.containers[0].args.clone())
+                        .unwrap_or_default();
+                    let quorum = args
+                        .iter()
+                        .find(|a| a.starts_with("--quorum="))
+                        .cloned()
+                        .unwrap_or_default();
+                    log.push(format!(
+                        "create {} {quorum}",
+                        pod.metadata.name.clone().unwrap_or_default()
+                    ));
+                }
+                apply::Step::DeletePod(name) => log.push(format!("delete {name}")),
+                _ => {}
+            }
+        }
+        execute::execute(client, &mc, &steps)
+            .await
+            .expect("execute");
+        last = decision.to_string();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("not done after {timeout:?}; last decision: {last}; actions: {log:#?}")
+}
+
+/// Every master's own metrics, read at its pod IP.
+async fn settled_master_view(
+    client: &Client,
+    http: &reqwest::Client,
+) -> BTreeMap<String, (MasterMetrics, Vec<String>)> {
+    // A restarted leader's ZooKeeper session has to expire before another master leads.
+    common::eventually("one elected master", Duration::from_secs(60), || async {
+        let view = master_view(client, http).await;
+        let leaders = view.values().filter(|(m, _)| m.elected).count();
+        if leaders == 1 {
+            Ok(view)
+        } else {
+            Err(format!("{leaders} leaders"))
+        }
+    })
+    .await
+}
+
+async fn master_view(
+    client: &Client,
+    http: &reqwest::Client,
+) -> BTreeMap<String, (MasterMetrics, Vec<String>)> {
+    let lp = ListParams::default().labels(&format!(
+        "{LABEL_CLUSTER}=prod,mesos.operator.dev/role=master"
+    ));
+    let mut out = BTreeMap::new();
+    for pod in Api::<Pod>::namespaced(client.clone(), NS)
+        .list(&lp)
+        .await
+        .expect("pods")
+        .items
+    {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .expect("pod IP");
+        let metrics = master_metrics(
+            http,
+            &format!("{ip}:{}", masters::PORT),
+            Duration::from_secs(2),
+        )
+        .await
+        .expect("metrics");
+        let args = pod.spec.unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap_or_default();
+        out.insert(name, (metrics, args));
+    }
+    out
+}
+
+/// One leader, every replica recovered and seeing `size` replicas, no violation, `--quorum=q`.
+fn assert_healthy(view: &BTreeMap<String, (MasterMetrics, Vec<String>)>, size: u32, q: u32) {
+    assert_eq!(view.len(), size as usize, "{view:#?}");
+    assert_eq!(
+        view.values().filter(|(m, _)| m.elected).count(),
+        1,
+        "exactly one leader: {view:#?}"
+    );
+    for (name, (m, args)) in view {
+        assert!(m.recovered, "{name} not recovered: {m:?}");
+        assert_eq!(m.ensemble_size, Some(size), "{name}: {m:?}");
+        assert_eq!(
+            m.safety_violations,
+            Some(0),
+            "{name} recorded a safety violation: {m:?}"
+        );
+        assert!(args.contains(&format!("--quorum={q}")), "{name}: {args:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bring_up_then_grow_three_to_five_masters_without_a_violation() {
+    let cp = ControlPlane::start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = cp.client();
+    let runner = NodeRunner::start(client.clone(), NodeRunnerConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let clusters: Api<MesosCluster> = Api::namespaced(client.clone(), NS);
+    let mc: MesosCluster = serde_json::from_value(json!({
+        "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosCluster", "metadata": {"name": "prod"},
+        "spec": {"zookeeper": {"replicas": 3}, "masters": {"replicas": 3}, "marathon": {"replicas": 0},
+                 "placement": {"antiAffinity": "None"}}
+    }))
+    .unwrap();
+    let mc = clusters
+        .create(&PostParams::default(), &mc)
+        .await
+        .expect("create MesosCluster");
+    // The Azure premium classes the claims name (the node runner serves them with directories).
+    for mode in [
+        CachingMode::None,
+        CachingMode::ReadOnly,
+        CachingMode::ReadWrite,
+    ] {
+        Api::<StorageClass>::all(client.clone())
+            .create(&PostParams::default(), &azure_storage_class(mode))
+            .await
+            .expect("storage class");
+    }
+    for service in [zookeeper::service(&mc), masters::service(&mc)] {
+        Api::namespaced(client.clone(), NS)
+            .create(&PostParams::default(), &service)
+            .await
+            .expect("service");
+    }
+    let http = reqwest::Client::new();
+
+    let started = Instant::now();
+    let actions = drive(&client, &http, Duration::from_secs(180)).await;
+    eprintln!(
+        "bring-up: {} actions in {:?}:\n  {}",
+        actions.len(),
+        started.elapsed(),
+        actions.join("\n  ")
+    );
+    assert_healthy(&settled_master_view(&client, &http).await, 3, 2);
+
+    clusters
+        .patch(
+            "prod",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"masters": {"replicas": 5}}})),
+        )
+        .await
+        .expect("grow");
+    let started = Instant::now();
+    let actions = drive(&client, &http, Duration::from_secs(240)).await;
+    eprintln!(
+        "grow 3 -> 5: {} actions in {:?}:\n  {}",
+        actions.len(),
+        started.elapsed(),
+        actions.join("\n  ")
+    );
+    // The guide's order: every existing master restarted once with --quorum=3, then the new ones.
+    let expected_tail = [
+        "create prod-master-4 --quorum=3",
+        "create prod-master-5 --quorum=3",
+    ];
+    assert_eq!(actions.len(), 8, "{actions:#?}");
+    assert_eq!(&actions[6..], expected_tail, "{actions:#?}");
+    let mut restarted: Vec<&str> = Vec::new();
+    for pair in actions[..6].chunks(2) {
+        let member = pair[0]
+            .strip_prefix("delete ")
+            .expect("a restart deletes first");
+        assert_eq!(
+            pair[1],
+            format!("create {member} --quorum=3"),
+            "{actions:#?}"
+        );
+        restarted.push(member);
+    }
+    restarted.sort();
+    assert_eq!(
+        restarted,
+        ["prod-master-1", "prod-master-2", "prod-master-3"]
+    );
+    assert_healthy(&settled_master_view(&client, &http).await, 5, 3);
+    runner.shutdown().await;
+}

@@ -68,7 +68,11 @@ async fn await_roster(port: u16, key: &str, n: usize) {
             let r = get(&format!("http://127.0.0.1:{port}/sim/log/roster"))
                 .await?
                 .json()?;
-            (r[key].as_array()?.len() == n).then_some(())
+            let len = r[key]
+                .as_object()
+                .map(|o| o.len())
+                .or_else(|| r[key].as_array().map(Vec::len))?;
+            (len == n).then_some(())
         },
     )
     .await;

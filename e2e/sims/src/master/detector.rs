@@ -8,16 +8,18 @@
 //! * a replica whose identity the roster fenced answers with a non-empty log.
 //!
 //! Fencing: every replica has an identity created with its log files (a wiped work_dir
-//! is a new replica). The leader keeps a roster of identities in the registry: live
-//! replicas become members; when more members are known than the smallest quorum
-//! allows (`2q-1`), the absent ones have been replaced or removed and are fenced for
-//! good. The roster is only updated from a complete view (every group member
-//! answered), so a slow or restarting replica is never fenced by accident.
+//! is a new replica). The leader keeps a roster of identities (with their last address)
+//! in the registry: live replicas become members; when more members are known than the
+//! smallest quorum allows (`2q-1`), absent members have been replaced or removed and are
+//! fenced for good: first those whose address a new identity now uses (replaced in
+//! place), then, if still too many, every absent one. The roster is only updated from a
+//! complete view (every group member answered), so a slow replica is not fenced by
+//! accident; a member that is down while another is replaced at a new address can be.
 //!
 //! Violations are edge-triggered: a condition is recorded when it starts, not again
 //! while it persists.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,10 +120,10 @@ impl Master {
         if complete && self.rt().registrar_recovered {
             let mut next = self.rt().registry.roster.clone();
             // A fenced replica that came back never regains a seat.
-            let live: BTreeSet<String> = statuses
+            let live: BTreeMap<String, String> = statuses
                 .iter()
-                .map(|s| s.replica_id.clone())
-                .filter(|id| !next.fenced.contains(id))
+                .filter(|s| !next.fenced.contains(&s.replica_id))
+                .map(|s| (s.replica_id.clone(), s.address.clone()))
                 .collect();
             if next.observe(&live, min_quorum) {
                 tracing::info!(

@@ -42,28 +42,54 @@ pub struct AgentRecord {
     pub drain: Option<Drain>,
 }
 
-/// Log replicas seen as members, and those fenced: a member absent when the ensemble
-/// had to shrink to fit `2q-1` seats (replaced or removed), which must never return.
+/// Log replicas seen as members (identity → last address), and those fenced: members
+/// that were absent when the ensemble had to shrink back to `2q-1` seats (replaced or
+/// removed), which must never return.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Roster {
-    pub members: BTreeSet<String>,
+    pub members: BTreeMap<String, String>,
     pub fenced: BTreeSet<String>,
 }
 
 impl Roster {
-    /// Adds the live replicas; if more replicas are known than `2q-1` seats, the absent
-    /// ones are fenced. Returns whether anything changed.
-    pub fn observe(&mut self, live: &BTreeSet<String>, min_quorum: usize) -> bool {
+    /// Adds the live replicas (identity → address). If more members are known than
+    /// `2q-1` seats, absent members whose address a different live replica now uses were
+    /// replaced in place and are fenced first; if that is not enough, every absent member
+    /// is fenced. Returns whether anything changed.
+    pub fn observe(&mut self, live: &BTreeMap<String, String>, min_quorum: usize) -> bool {
         let before = self.clone();
-        self.members.extend(live.iter().cloned());
-        if self.members.len() > 2 * min_quorum - 1 {
-            let absent: Vec<String> = self.members.difference(live).cloned().collect();
-            for id in absent {
-                self.members.remove(&id);
-                self.fenced.insert(id);
-            }
+        self.members
+            .extend(live.iter().map(|(id, a)| (id.clone(), a.clone())));
+        let seats = 2 * min_quorum - 1;
+        let absent = |m: &BTreeMap<String, String>| -> Vec<(String, String)> {
+            m.iter()
+                .filter(|(id, _)| !live.contains_key(*id))
+                .map(|(i, a)| (i.clone(), a.clone()))
+                .collect()
+        };
+        if self.members.len() > seats {
+            let replaced: Vec<String> = absent(&self.members)
+                .into_iter()
+                .filter(|(_, address)| live.values().any(|a| a == address))
+                .map(|(id, _)| id)
+                .collect();
+            self.fence(replaced);
+        }
+        if self.members.len() > seats {
+            let removed = absent(&self.members)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            self.fence(removed);
         }
         *self != before
+    }
+
+    fn fence(&mut self, ids: Vec<String>) {
+        for id in ids {
+            self.members.remove(&id);
+            self.fenced.insert(id);
+        }
     }
 }
 
@@ -87,24 +113,41 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn ids(v: &[&str]) -> BTreeSet<String> {
+    fn live(v: &[(&str, &str)]) -> BTreeMap<String, String> {
+        v.iter()
+            .map(|(id, a)| (id.to_string(), a.to_string()))
+            .collect()
+    }
+
+    fn fenced(v: &[&str]) -> BTreeSet<String> {
         v.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
     fn roster_fences_only_when_seats_run_out() {
         let mut r = Roster::default();
-        assert!(r.observe(&ids(&["a", "b", "c"]), 2));
+        assert!(r.observe(&live(&[("a", "A"), ("b", "B"), ("c", "C")]), 2));
         // c restarts: absent for a while, nothing is fenced.
-        assert!(!r.observe(&ids(&["a", "b"]), 2));
-        // c replaced by d (wiped log = new id): 4 known > 3 seats, c is fenced.
-        assert!(r.observe(&ids(&["a", "b", "d"]), 2));
-        assert_eq!(r.fenced, ids(&["c"]));
+        assert!(!r.observe(&live(&[("a", "A"), ("b", "B")]), 2));
+        // c replaced in place by d (wiped log = new id) while b is down too: only c goes.
+        assert!(r.observe(&live(&[("a", "A"), ("d", "C")]), 2));
+        assert_eq!(r.fenced, fenced(&["c"]));
+        assert!(
+            !r.observe(&live(&[("a", "A"), ("b", "B"), ("d", "C")]), 2),
+            "b keeps its seat"
+        );
+        assert_eq!(r.fenced, fenced(&["c"]));
         // Growing to quorum 3 and five members fences nobody.
-        assert!(r.observe(&ids(&["a", "b", "d", "e", "f"]), 3));
-        assert_eq!(r.fenced, ids(&["c"]));
+        assert!(r.observe(
+            &live(&[("a", "A"), ("b", "B"), ("d", "C"), ("e", "E"), ("f", "F")]),
+            3
+        ));
+        assert_eq!(r.fenced, fenced(&["c"]));
         // Shrink: e and f removed, quorum lowered to 2: they are fenced.
-        r.observe(&ids(&["a", "b", "d"]), 2);
-        assert_eq!(r.fenced, ids(&["c", "e", "f"]));
+        r.observe(&live(&[("a", "A"), ("b", "B"), ("d", "C")]), 2);
+        assert_eq!(r.fenced, fenced(&["c", "e", "f"]));
+        // A replacement elsewhere (new address) fences the absent member.
+        r.observe(&live(&[("a", "A"), ("b", "B"), ("g", "G")]), 2);
+        assert_eq!(r.fenced, fenced(&["c", "d", "e", "f"]));
     }
 }

@@ -382,6 +382,42 @@ async fn deployments_locks_health_checks_and_placement() {
     })
     .await;
 
+    // Killing one instance: Marathon replaces it.
+    let listed = get(&format!(
+        "http://127.0.0.1:{leader_port}/v2/apps?embed=apps.tasks"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .unwrap();
+    let victim = listed["apps"][0]["tasks"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = send(
+        "DELETE",
+        &format!("http://127.0.0.1:{leader_port}/v2/apps/web/tasks/{victim}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json().unwrap()["task"]["id"], victim.as_str());
+    eventually(
+        Duration::from_secs(20),
+        "a replacement instance",
+        || async {
+            let a = app(leader_port, "web").await?;
+            let ids: Vec<&str> = a["tasks"]
+                .as_array()?
+                .iter()
+                .filter_map(|t| t["id"].as_str())
+                .collect();
+            (ids.len() == 2 && !ids.contains(&victim.as_str()) && a["tasksHealthy"] == 2)
+                .then_some(())
+        },
+    )
+    .await;
+
     // Reads do not count as writes.
     let w = writes(leader_port).await;
     for _ in 0..3 {

@@ -166,33 +166,85 @@ fn app_info(app: &AppState, deployments: &[&Deployment], with_tasks: bool) -> Va
     v
 }
 
-async fn list_apps(State(m): M) -> Json<Value> {
+/// `GET /v2/apps[?id=<substring>&embed=apps.tasks]`.
+async fn list_apps(State(m): M, params: Params) -> Json<Value> {
     let st = m.state();
+    let with_tasks = params
+        .get("embed")
+        .is_some_and(|e| e.split(',').any(|e| e == "apps.tasks"));
+    let filter = params.get("id").cloned().unwrap_or_default();
     let apps: Vec<Value> = st
         .apps
-        .values()
-        .map(|a| {
+        .iter()
+        .filter(|(id, _)| id.contains(filter.as_str()))
+        .map(|(id, a)| {
             let ds: Vec<&Deployment> = st
                 .deployments
                 .values()
-                .filter(|d| d.app_id == a.def["id"])
+                .filter(|d| d.app_id == *id)
                 .collect();
-            app_info(a, &ds, false)
+            app_info(a, &ds, with_tasks)
         })
         .collect();
     Json(json!({"apps": apps}))
 }
 
+/// `GET /v2/apps/{id}` and `GET /v2/apps/{id}/tasks`.
 async fn get_app(State(m): M, Path(id): Path<String>) -> Response {
-    let id = canonical_id(&id);
+    let (id, tasks_only) = match id.strip_suffix("/tasks") {
+        Some(app_id) => (canonical_id(app_id), true),
+        None => (canonical_id(&id), false),
+    };
     let st = m.state();
     match st.apps.get(&id) {
+        Some(a) if tasks_only => Json(
+            json!({"tasks": a.instances.values().map(|i| task_json(&id, i)).collect::<Vec<_>>()}),
+        )
+        .into_response(),
         Some(a) => {
             let ds: Vec<&Deployment> = st.deployments.values().filter(|d| d.app_id == id).collect();
             Json(json!({"app": app_info(a, &ds, true)})).into_response()
         }
         None => message(StatusCode::NOT_FOUND, format!("App '{id}' does not exist")),
     }
+}
+
+/// `DELETE /v2/apps/{id}/tasks/{task}[?scale=]`: kills one instance; without `scale`
+/// Marathon starts a replacement, with `scale=true` the app shrinks by one.
+async fn kill_task(m: &Arc<Marathon>, app_id: &str, task_id: &str, params: &Params) -> Response {
+    let id = canonical_id(app_id);
+    let task = {
+        let st = m.state();
+        let Some(app) = st.apps.get(&id) else {
+            return message(StatusCode::NOT_FOUND, format!("App '{id}' does not exist"));
+        };
+        match app.instances.get(task_id) {
+            Some(i) => task_json(&id, i),
+            None => {
+                return message(
+                    StatusCode::NOT_FOUND,
+                    format!("Task '{task_id}' does not exist"),
+                );
+            }
+        }
+    };
+    if flag(params, "scale", false) {
+        if let Err(r) = m.lock_check(&id, flag(params, "force", false)) {
+            return *r;
+        }
+        let version = iso_now();
+        if let Some(a) = m.state().apps.get_mut(&id) {
+            let n = a.def["instances"].as_u64().unwrap_or(1);
+            a.def["instances"] = json!(n.saturating_sub(1));
+            a.version = version.clone();
+        }
+        m.kill(&id, task_id);
+        let d = m.deploy(&id, "ScaleApplication", &version);
+        m.persist(&id).await;
+        return deployment_result(&d, &version, StatusCode::OK);
+    }
+    m.kill(&id, task_id);
+    Json(json!({"task": task})).into_response()
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, Rejection> {
@@ -428,6 +480,9 @@ async fn restart_app(State(m): M, Path(id): Path<String>, params: Params) -> Res
 }
 
 async fn delete_app(State(m): M, Path(id): Path<String>, params: Params) -> Response {
+    if let Some((app_id, task_id)) = id.split_once("/tasks/") {
+        return kill_task(&m, app_id, task_id, &params).await;
+    }
     let id = canonical_id(&id);
     if !m.state().apps.contains_key(&id) {
         return message(StatusCode::NOT_FOUND, format!("App '{id}' does not exist"));

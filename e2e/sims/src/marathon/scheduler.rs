@@ -231,7 +231,7 @@ impl Marathon {
         }
     }
 
-    fn kill(self: &Arc<Self>, app_id: &str, task_id: &str) {
+    pub(super) fn kill(self: &Arc<Self>, app_id: &str, task_id: &str) {
         let address = {
             let mut st = self.state();
             let Some(inst) = st

@@ -8,6 +8,16 @@ use common::*;
 use mesos_sims::http_client::{HttpClient, Response};
 use serde_json::{Value, json};
 
+/// Agent 0 (JSON form) also offers `/dev/shm`, a mount point on any Linux host, as a
+/// 100 MB MOUNT disk.
+const MOUNT_AGENT_RESOURCES: &str = r#"[
+  {"name":"cpus","type":"SCALAR","scalar":{"value":2}},
+  {"name":"mem","type":"SCALAR","scalar":{"value":1024}},
+  {"name":"disk","type":"SCALAR","scalar":{"value":1024}},
+  {"name":"ports","type":"RANGES","ranges":{"range":[{"begin":31000,"end":31100}]}},
+  {"name":"disk","type":"SCALAR","scalar":{"value":100},"disk":{"source":{"type":"MOUNT","mount":{"root":"/dev/shm"}}}}
+]"#;
+
 async fn send(method: &str, url: &str, body: Option<&Value>) -> Response {
     let method = hyper::Method::from_bytes(method.as_bytes()).unwrap();
     HttpClient::default()
@@ -47,7 +57,14 @@ async fn deployments_locks_health_checks_and_placement() {
             format!("--work_dir={}", dir.path().join(format!("a{i}")).display()),
             "--ip=127.0.0.1".into(),
             format!("--port={port}"),
-            "--resources=cpus:2;mem:1024;disk:1024;ports:[31000-31100]".into(),
+            format!(
+                "--resources={}",
+                if i == 0 {
+                    MOUNT_AGENT_RESOURCES
+                } else {
+                    "cpus:2;mem:1024;disk:1024;ports:[31000-31100]"
+                }
+            ),
             format!("--attributes=rack:{rack}"),
             format!("--hostname=agent-{i}"),
         ];
@@ -260,6 +277,58 @@ async fn deployments_locks_health_checks_and_placement() {
     assert_eq!(r.status, 200);
     eventually(Duration::from_secs(15), "/broken to be gone", || async {
         app(leader_port, "broken").await.is_none().then_some(())
+    })
+    .await;
+
+    // Persistent MOUNT volumes: only agent 0 has a MOUNT disk, and only one, so one of
+    // two instances runs (there) and the deployment waits for an offer that never comes.
+    let db = json!({"id": "/db", "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 2,
+        "container": {"type": "MESOS", "volumes": [
+            {"containerPath": "data", "mode": "RW", "persistent": {"type": "mount", "size": 50}}]}});
+    let r = send(
+        "POST",
+        &format!("http://127.0.0.1:{leader_port}/v2/apps"),
+        Some(&db),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let agent0 = get(&format!("http://127.0.0.1:{}/state", agent_ports[0]))
+        .await
+        .unwrap()
+        .json()
+        .unwrap()["id"]
+        .clone();
+    eventually(
+        Duration::from_secs(15),
+        "one /db instance on agent 0",
+        || async {
+            let a = app(leader_port, "db").await?;
+            (a["tasksRunning"] == 1 && a["tasks"][0]["slaveId"] == agent0).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let a = app(leader_port, "db").await.unwrap();
+    assert_eq!(a["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        a["upgradeStrategy"],
+        json!({"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.0})
+    );
+    assert!(
+        deployments(leader_port)
+            .await
+            .iter()
+            .any(|d| d["affectedApps"] == json!(["/db"]))
+    );
+    let r = send(
+        "DELETE",
+        &format!("http://127.0.0.1:{leader_port}/v2/apps/db"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "DELETE forces by default");
+    eventually(Duration::from_secs(15), "/db to be gone", || async {
+        app(leader_port, "db").await.is_none().then_some(())
     })
     .await;
 

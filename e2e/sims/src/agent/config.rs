@@ -166,6 +166,38 @@ pub struct AgentConfig {
     pub policy: Policy,
     pub zk_session_timeout: Duration,
     pub backoff: Duration,
+    /// Advertised capabilities: `--agent_features`, else all a 1.11 agent has.
+    pub capabilities: Vec<String>,
+}
+
+/// Capabilities a Mesos 1.11 agent advertises by default.
+pub const CAPABILITIES: &[&str] = &[
+    "MULTI_ROLE",
+    "HIERARCHICAL_ROLE",
+    "RESERVATION_REFINEMENT",
+    "RESOURCE_PROVIDER",
+    "RESIZE_VOLUME",
+    "AGENT_OPERATION_FEEDBACK",
+    "AGENT_DRAINING",
+    "TASK_RESOURCE_LIMITS",
+];
+
+/// `--agent_features` JSON: `{"capabilities":[{"type":"MULTI_ROLE"},…]}`.
+fn capabilities(flags: &Flags) -> Result<Vec<String>, ConfigError> {
+    let Some(text) = flags.get("agent_features") else {
+        return Ok(CAPABILITIES.iter().map(|c| c.to_string()).collect());
+    };
+    let bad = |why: String| ConfigError::Flags(FlagError::Invalid("agent_features".into(), why));
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    v["capabilities"]
+        .as_array()
+        .ok_or_else(|| bad("Expecting 'capabilities' to be an array".into()))?
+        .iter()
+        .map(|c| match c["type"].as_str() {
+            Some(t) if CAPABILITIES.contains(&t) => Ok(t.to_string()),
+            _ => Err(bad(format!("Unknown agent capability {c}"))),
+        })
+        .collect()
 }
 
 /// Fills in what Mesos auto-detects when `--resources` leaves it out.
@@ -256,6 +288,7 @@ impl AgentConfig {
             zk_session_timeout: flags
                 .duration("zk_session_timeout")
                 .unwrap_or(Duration::from_secs(10)),
+            capabilities: capabilities(&flags)?,
             backoff: flags
                 .duration("registration_backoff_factor")
                 .unwrap_or(Duration::from_secs(1)),
@@ -308,6 +341,22 @@ mod tests {
             names,
             vec!["cpus", "mem", "disk", "ports"],
             "disk and ports are auto-detected"
+        );
+        assert!(c.capabilities.iter().any(|c| c == "AGENT_DRAINING"));
+        let features = r#"--agent_features={"capabilities":[{"type":"MULTI_ROLE"}]}"#;
+        let c = load(&["--master=zk://a:1/mesos", "--work_dir=/w", features]).unwrap();
+        assert_eq!(
+            c.capabilities,
+            vec!["MULTI_ROLE"],
+            "an agent without AGENT_DRAINING cannot be drained"
+        );
+        assert!(
+            load(&[
+                "--master=zk://a:1/mesos",
+                "--work_dir=/w",
+                "--agent_features={}"
+            ])
+            .is_err()
         );
         let e = load(&[
             "--master=zk://a:1/mesos",

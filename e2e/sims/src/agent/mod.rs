@@ -21,18 +21,6 @@ use checkpoint::{Checkpoint, SlaveInfo, incompatibility, recovery_failure_messag
 use config::{AgentConfig, MasterAddress};
 use tasks::Tasks;
 
-/// Capabilities a Mesos 1.11 agent advertises by default.
-pub const CAPABILITIES: &[&str] = &[
-    "MULTI_ROLE",
-    "HIERARCHICAL_ROLE",
-    "RESERVATION_REFINEMENT",
-    "RESOURCE_PROVIDER",
-    "RESIZE_VOLUME",
-    "AGENT_OPERATION_FEEDBACK",
-    "AGENT_DRAINING",
-    "TASK_RESOURCE_LIMITS",
-];
-
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("Failed to initialize: Failed to bind on {0}: {1}")]
@@ -126,7 +114,7 @@ impl Agent {
             "info": {
                 "hostname": self.info.hostname, "port": self.info.port, "resources": self.info.resources,
                 "attributes": self.info.attributes, "pid": self.cfg.pid(), "version": MESOS_VERSION,
-                "capabilities": CAPABILITIES,
+                "capabilities": self.cfg.capabilities,
             },
         })
     }

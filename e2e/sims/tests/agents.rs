@@ -201,6 +201,12 @@ async fn agent_info_checkpoint_incompatible_restart_drain_and_task_loss() {
         },
     )
     .await;
+    let bad = json!({"type": "DRAIN_AGENT", "drain_agent": {"agent_id": {"value": new_id}, "max_grace_period": "10mins"}});
+    assert_eq!(
+        api(master.port, bad).await.status,
+        400,
+        "a Duration is an object, not \"10mins\""
+    );
     let drain = json!({"type": "DRAIN_AGENT", "drain_agent": {"agent_id": {"value": new_id}, "max_grace_period": {"seconds": 1}}});
     assert_eq!(api(master.port, drain).await.status, 200);
     eventually(Duration::from_secs(15), "DRAINED", || async {

@@ -584,11 +584,27 @@ async fn drain_agent(m: &Master, call: &Value) -> Response {
         );
     };
     let d = &call["drain_agent"];
-    let grace = d["max_grace_period"]["seconds"].as_f64().or_else(|| {
-        d["max_grace_period"]["seconds"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-    });
+    // A google.protobuf.Duration: `{"seconds": N}` (int64 may come as a string). The
+    // `"10mins"` of the maintenance doc's curl example does not parse, as in Mesos.
+    let grace = match &d["max_grace_period"] {
+        Value::Null => None,
+        Value::Object(o) => match o.get("seconds") {
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(Value::String(s)) if s.parse::<i64>().is_ok() => s.parse().ok(),
+            _ => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "Failed to convert JSON into Call protobuf: bad 'max_grace_period'",
+                );
+            }
+        },
+        _ => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Failed to convert JSON into Call protobuf: bad 'max_grace_period'",
+            );
+        }
+    };
     let mark_gone = d["mark_gone"].as_bool().unwrap_or(false);
     outcome_response(
         m.update(|r| match r.agents.get_mut(&id) {

@@ -7,8 +7,8 @@
 //! masters before new ones start, and masters are fenced before the quorum is lowered.
 
 use super::decision::BlockReason;
-use super::step::{RoleView, Step};
-use super::types::{MasterFlags, MastersTarget, Role};
+use super::step::{RoleView, Step, healthy};
+use super::types::{Health, MasterFlags, MastersTarget, Role};
 
 pub(crate) fn step(view: &RoleView<'_, MasterFlags>, target: &MastersTarget) -> Step<MasterFlags> {
     let (want_n, want_q) = (target.replicas, target.effective_quorum());
@@ -45,9 +45,12 @@ pub(crate) fn step(view: &RoleView<'_, MasterFlags>, target: &MastersTarget) -> 
     };
     let phase = phase_quorum(lo, hi, n, want_n, want_q);
     let flags = MasterFlags { quorum: phase };
-    // A member that may hold an empty log must not start with more than the quorum the
-    // others already run with, or it could never gather enough VOTING replicas to catch up.
-    if let Some(step) = view.repair(&MasterFlags { quorum: lo }) {
+    // A pod gone mid-restart (the controller deletes, then recreates on a later pass) comes
+    // back with the quorum of the current phase, so a roll never undoes its own step.
+    if let Some(step) = view.repair(&flags) {
+        return step;
+    }
+    if let Some(step) = unreachable_quorum(view, lo) {
         return step;
     }
     let bootstrap_size = want_n.max(2 * want_q - 1);
@@ -65,6 +68,9 @@ pub(crate) fn step(view: &RoleView<'_, MasterFlags>, target: &MastersTarget) -> 
         // Mid-roll: finish it, first adding a member if the raised quorum could not be met.
         if phase == hi && n < hi && n < 2 * lo - 1 {
             return view.grow(MasterFlags { quorum: lo });
+        }
+        if phase == hi {
+            return start_roll(view, &flags);
         }
         return view.roll(&flags).unwrap_or_else(|| view.settle());
     }
@@ -102,8 +108,34 @@ pub(crate) fn step(view: &RoleView<'_, MasterFlags>, target: &MastersTarget) -> 
     view.roll(&flags).unwrap_or_else(|| view.settle())
 }
 
-/// A quorum change starts only once every member is healthy: a member still catching up at
-/// the old quorum must not be restarted into one it cannot reach.
+/// An empty replica catches up only when as many VOTING replicas as its own `--quorum`
+/// answer. A member serving without having recovered, whose quorum exceeds the healthy rest
+/// (a new member whose pod was lost and came back at a raised quorum), can never catch up;
+/// it holds no data, so it is fenced and replaced at the lower quorum `lo` others run with.
+/// (Without a lower quorum in use, a replacement could not catch up either: quorum is lost.)
+fn unreachable_quorum(view: &RoleView<'_, MasterFlags>, lo: u32) -> Option<Step<MasterFlags>> {
+    let live = view.live();
+    let healthy = live.iter().filter(|m| healthy(m)).count();
+    live.iter().find_map(|m| {
+        let pod = m.pod.as_ref()?;
+        let empty = matches!(
+            pod.health,
+            Health::Serving {
+                recovered: false,
+                ..
+            }
+        );
+        let q = pod.config.quorum;
+        let stuck = empty && healthy + 1 == live.len() && healthy < q as usize && lo < q;
+        (stuck && healthy > 0).then(|| Step::Remove {
+            name: m.name.clone(),
+        })
+    })
+}
+
+/// Each restart of a quorum raise waits until every member is healthy: a member still
+/// catching up (perhaps with an empty log) must not be restarted into a quorum it cannot
+/// reach, so members that are down are not taken first here.
 fn start_roll(view: &RoleView<'_, MasterFlags>, flags: &MasterFlags) -> Step<MasterFlags> {
     match view
         .first_unhealthy(None)

@@ -119,7 +119,8 @@ impl<C: Clone + PartialEq> RoleView<'_, C> {
 
     /// Repairs that precede any planned change: a member whose volume is gone can never
     /// rejoin with its old state, so it is fenced (and later replaced by a fresh identity); a
-    /// member whose pod is gone gets it back with `config`; a pod being deleted is waited for.
+    /// member whose pod is gone (evicted, or between the two halves of a restart) gets it back
+    /// with `config`, the current phase's; a pod being deleted is waited for.
     pub fn repair(&self, config: &C) -> Option<Step<C>> {
         let live = self.live();
         if let Some(lost) = live.iter().find(|m| !m.volume) {

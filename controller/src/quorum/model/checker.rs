@@ -40,6 +40,8 @@ pub(crate) struct Outcome {
 }
 
 const FAULT_FREE_LIMIT: usize = 400;
+/// A runaway state space (an identity minted forever, say) fails instead of eating memory.
+const STATE_LIMIT: usize = 4_000_000;
 
 pub(crate) fn check<W: World>(world: &W) -> Outcome {
     let started = Instant::now();
@@ -76,6 +78,10 @@ pub(crate) fn check<W: World>(world: &W) -> Outcome {
         out.clear();
         if let Err(msg) = world.successors(&s, &mut out) {
             return fail(&states, &parent, next, msg);
+        }
+        if states.len() > STATE_LIMIT {
+            let msg = format!("more than {STATE_LIMIT} states: is something unbounded?");
+            return fail(&states, &parent, states.len() - 1, msg);
         }
         for (label, t) in out.drain(..) {
             transitions += 1;

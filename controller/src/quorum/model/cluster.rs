@@ -306,28 +306,35 @@ impl<R: Rules> Model<R> {
                         "restarted a serving member while another was not recovered: {d}"
                     ));
                 }
-                let (hash, token) = hash_token::<R>(self.spec(s));
-                let config = R::config(config).ok_or("wrong config kind")?;
-                full.members[i].pod = Some(ModelPod {
-                    config,
-                    hash,
-                    token,
-                    terminating: false,
-                    up: false,
-                });
-                let mut deleted = s.clone();
-                deleted.members[i].pod = None;
-                partial = Some(deleted);
+                // As the controller applies it: delete the running pod; once it is gone, a
+                // later decision recreates it with the config of that moment.
+                match &mut full.members[i].pod {
+                    Some(p) if p.terminating => {}
+                    Some(p) => {
+                        p.terminating = true;
+                        p.up = false;
+                    }
+                    None => {
+                        let (hash, token) = hash_token::<R>(self.spec(s));
+                        let config = R::config(config).ok_or("wrong config kind")?;
+                        full.members[i].pod = Some(ModelPod {
+                            config,
+                            hash,
+                            token,
+                            terminating: false,
+                            up: false,
+                        });
+                    }
+                }
             }
             Decision::RemoveMember { role: r, name } if *r == role => {
                 let i = self.index(s, name)?;
                 if !s.fenced(i) {
                     let live = s.live().count();
                     let target = self.target(s);
-                    if s.members[i].volume && live <= R::target_size(target) && !R::wipe(s, target)
-                    {
+                    if s.members[i].data && live <= R::target_size(target) && !R::wipe(s, target) {
                         return Err(format!(
-                            "removed an intact member at or below the target size: {d}"
+                            "removed a member holding data at or below the target size: {d}"
                         ));
                     }
                     let serving = s.up(i) && R::recovered(s, i);

@@ -373,6 +373,37 @@ fn cases() -> Vec<Case> {
         .during(grow, &d35),
     );
 
+    let mut split = three.clone();
+    set(&mut split, 2, |m| m.pod = None);
+    cases.push(
+        case(
+            "a pod gone between the two halves of a restart comes back at the raised quorum",
+            d35.clone(),
+            split,
+            restart(2, 3),
+        )
+        .during(grow, &d35),
+    );
+    let mut stranded = three.clone();
+    set(&mut stranded, 3, |m| {
+        if let Some(p) = &mut m.pod {
+            p.config.quorum = 3;
+            p.health = Health::Serving {
+                recovered: false,
+                leader: false,
+            };
+        }
+    });
+    cases.push(
+        case(
+            "an empty master stranded at a quorum the others cannot give it is fenced and replaced",
+            d35.clone(),
+            stranded,
+            remove(3),
+        )
+        .during(grow, &d35),
+    );
+
     let mut unreachable = three.clone();
     health(&mut unreachable, 3, Health::Unknown);
     cases.push(

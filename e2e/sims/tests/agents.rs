@@ -76,6 +76,29 @@ async fn agent_state(port: u16) -> Value {
         .unwrap()
 }
 
+/// Live processes whose command line contains `token` (zombies excluded).
+fn processes_with(token: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .contains(token)
+                && !std::fs::read_to_string(e.path().join("stat"))
+                    .unwrap_or_default()
+                    .contains(") Z ")
+        })
+        .count()
+}
+
 fn process_alive(pid: u64) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -168,7 +191,7 @@ async fn agent_info_checkpoint_incompatible_restart_drain_and_task_loss() {
 
     // Tasks are real processes; draining kills them and the agent reports DRAINED.
     let task = json!({"task_id": "t1", "name": "sleeper", "framework_id": "f1", "framework_name": "marathon",
-                      "command": "sleep 600", "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1.0}}]});
+                      "command": "sleep 7001", "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1.0}}]});
     let r = post(
         &format!("http://127.0.0.1:{}/sim/tasks", additive.port),
         &task,
@@ -215,6 +238,11 @@ async fn agent_info_checkpoint_incompatible_restart_drain_and_task_loss() {
     })
     .await;
     assert!(!process_alive(pid), "drained task process {pid} still runs");
+    assert_eq!(
+        processes_with("sleep 7001"),
+        0,
+        "the drained task's command still runs"
+    );
     let refused = post(
         &format!("http://127.0.0.1:{}/sim/tasks", additive.port),
         &json!({"task_id": "t3", "name": "x",
@@ -235,7 +263,7 @@ async fn agent_info_checkpoint_incompatible_restart_drain_and_task_loss() {
     let mut agent = additive.start(&dir.path().join("a6.log"));
     registered(additive.port, master.port).await;
     let task = json!({"task_id": "t4", "name": "sleeper", "framework_id": "f1", "framework_name": "marathon",
-                      "command": "sleep 600", "resources": []});
+                      "command": "sleep 7004", "resources": []});
     assert_eq!(
         post(
             &format!("http://127.0.0.1:{}/sim/tasks", additive.port),
@@ -250,11 +278,12 @@ async fn agent_info_checkpoint_incompatible_restart_drain_and_task_loss() {
         .as_u64()
         .unwrap();
     assert!(process_alive(pid));
+    assert!(processes_with("sleep 7004") >= 1);
     agent.kill();
     eventually(
         Duration::from_secs(5),
         "the task to die with its agent",
-        || async { (!process_alive(pid)).then_some(()) },
+        || async { (!process_alive(pid) && processes_with("sleep 7004") == 0).then_some(()) },
     )
     .await;
 

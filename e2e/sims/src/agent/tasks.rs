@@ -1,6 +1,6 @@
 //! Tasks run as real child processes (`/bin/sh -c <cmd>` in a sandbox directory), each
-//! in its own process group and killed with the agent (`PR_SET_PDEATHSIG`), so a killed
-//! agent really loses its tasks.
+//! in its own process group, which is killed when the agent dies, so a killed agent
+//! really loses its tasks.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -66,6 +66,10 @@ pub enum LaunchError {
     #[error("Failed to launch task '{0}': {1}")]
     Spawn(String, String),
 }
+
+/// `sh -c TASK_WRAPPER mesos-task <command>`: runs the command in the background and
+/// exits with its status; on SIGHUP (the agent died) kills the task's process group.
+const TASK_WRAPPER: &str = r#"trap 'kill -KILL 0' HUP; /bin/sh -c "$1" & wait $!"#;
 
 pub struct Tasks {
     sandboxes: PathBuf,
@@ -163,8 +167,14 @@ impl Tasks {
         let sandbox = self.sandboxes.join(&spec.task_id);
         std::fs::create_dir_all(&sandbox)
             .map_err(|e| LaunchError::Spawn(spec.task_id.clone(), e.to_string()))?;
+        // The command runs under a wrapper shell that leads the task's process group and
+        // gets SIGHUP when the agent dies (PR_SET_PDEATHSIG); it then SIGKILLs the whole
+        // group, grandchildren included. A kill (SIGTERM to the group) still reaches the
+        // command itself, so it can terminate gracefully within the grace period.
         let mut cmd = tokio::process::Command::new("/bin/sh");
         cmd.arg("-c")
+            .arg(TASK_WRAPPER)
+            .arg("mesos-task")
             .arg(&spec.command)
             .current_dir(&sandbox)
             .envs(&spec.env);
@@ -191,7 +201,7 @@ impl Tasks {
         unsafe {
             cmd.pre_exec(|| {
                 libc::setpgid(0, 0);
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGHUP);
                 Ok(())
             });
         }

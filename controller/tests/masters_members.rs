@@ -4,7 +4,6 @@
 //! masters themselves must report one leader, every replica recovered, the right ensemble size
 //! and no safety violation. Set TRACE_PIPELINE=1 to print every decision with the masters it saw.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use e2e::{ControlPlane, NodeRunner, NodeRunnerConfig};
@@ -18,7 +17,6 @@ use mesos_operator::controllers::cluster::{
 };
 use mesos_operator::crd::MesosCluster;
 use mesos_operator::crd::storage::CachingMode;
-use mesos_operator::mesos::{MasterMetrics, master_metrics};
 use mesos_operator::quorum::{self, Clock, Decision};
 use serde_json::json;
 
@@ -115,83 +113,33 @@ async fn drive(client: &Client, http: &reqwest::Client, timeout: Duration) -> Ve
         last = decision.to_string();
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    panic!("not done after {timeout:?}; last decision: {last}; actions: {log:#?}")
+    let pods = Api::<Pod>::namespaced(client.clone(), NS)
+        .list(&selector)
+        .await
+        .expect("pods")
+        .items;
+    let states: Vec<String> = pods
+        .iter()
+        .map(|p| {
+            let s = p.status.clone().unwrap_or_default();
+            let container = s
+                .container_statuses
+                .and_then(|c| c.into_iter().next())
+                .and_then(|c| c.state);
+            format!(
+                "{}: {:?} {:?}",
+                p.metadata.name.clone().unwrap_or_default(),
+                s.phase,
+                container
+            )
+        })
+        .collect();
+    panic!(
+        "not done after {timeout:?}; last decision: {last}; actions: {log:#?}; pods: {states:#?}"
+    )
 }
 
 /// Every master's own metrics, read at its pod IP.
-async fn settled_master_view(
-    client: &Client,
-    http: &reqwest::Client,
-) -> BTreeMap<String, (MasterMetrics, Vec<String>)> {
-    // A restarted leader's ZooKeeper session has to expire before another master leads.
-    common::eventually("one elected master", Duration::from_secs(60), || async {
-        let view = master_view(client, http).await;
-        let leaders = view.values().filter(|(m, _)| m.elected).count();
-        if leaders == 1 {
-            Ok(view)
-        } else {
-            Err(format!("{leaders} leaders"))
-        }
-    })
-    .await
-}
-
-async fn master_view(
-    client: &Client,
-    http: &reqwest::Client,
-) -> BTreeMap<String, (MasterMetrics, Vec<String>)> {
-    let lp = ListParams::default().labels(&format!(
-        "{LABEL_CLUSTER}=prod,mesos.operator.dev/role=master"
-    ));
-    let mut out = BTreeMap::new();
-    for pod in Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&lp)
-        .await
-        .expect("pods")
-        .items
-    {
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let ip = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.clone())
-            .expect("pod IP");
-        let metrics = master_metrics(
-            http,
-            &format!("{ip}:{}", masters::PORT),
-            Duration::from_secs(2),
-        )
-        .await
-        .expect("metrics");
-        let args = pod.spec.unwrap().containers[0]
-            .args
-            .clone()
-            .unwrap_or_default();
-        out.insert(name, (metrics, args));
-    }
-    out
-}
-
-/// One leader, every replica recovered and seeing `size` replicas, no violation, `--quorum=q`.
-fn assert_healthy(view: &BTreeMap<String, (MasterMetrics, Vec<String>)>, size: u32, q: u32) {
-    assert_eq!(view.len(), size as usize, "{view:#?}");
-    assert_eq!(
-        view.values().filter(|(m, _)| m.elected).count(),
-        1,
-        "exactly one leader: {view:#?}"
-    );
-    for (name, (m, args)) in view {
-        assert!(m.recovered, "{name} not recovered: {m:?}");
-        assert_eq!(m.ensemble_size, Some(size), "{name}: {m:?}");
-        assert_eq!(
-            m.safety_violations,
-            Some(0),
-            "{name} recorded a safety violation: {m:?}"
-        );
-        assert!(args.contains(&format!("--quorum={q}")), "{name}: {args:?}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn bring_up_then_grow_three_to_five_masters_without_a_violation() {
     let cp = ControlPlane::start()
@@ -244,7 +192,7 @@ async fn bring_up_then_grow_three_to_five_masters_without_a_violation() {
         started.elapsed(),
         actions.join("\n  ")
     );
-    assert_healthy(&settled_master_view(&client, &http).await, 3, 2);
+    common::assert_masters_healthy(&common::settled_master_view(&client, &http, NS).await, 3, 2);
 
     clusters
         .patch(
@@ -286,6 +234,6 @@ async fn bring_up_then_grow_three_to_five_masters_without_a_violation() {
         restarted,
         ["prod-master-1", "prod-master-2", "prod-master-3"]
     );
-    assert_healthy(&settled_master_view(&client, &http).await, 5, 3);
+    common::assert_masters_healthy(&common::settled_master_view(&client, &http, NS).await, 5, 3);
     runner.shutdown().await;
 }

@@ -21,6 +21,12 @@ pub enum ReconcileError {
     Status(#[from] StatusError),
     #[error("object has no {0}")]
     MissingField(&'static str),
+    #[error(transparent)]
+    Observe(#[from] super::cluster::observe::ObserveError),
+    #[error(transparent)]
+    Apply(#[from] super::cluster::execute::ApplyError),
+    #[error("{what}: {source}")]
+    Kube { what: String, source: kube::Error },
 }
 
 impl ReconcileError {
@@ -31,6 +37,9 @@ impl ReconcileError {
             ReconcileError::Status(StatusError::Patch(_)) => "status-patch",
             ReconcileError::Status(StatusError::Serialize(_)) => "status-serialize",
             ReconcileError::MissingField(_) => "malformed-object",
+            ReconcileError::Observe(e) => e.category(),
+            ReconcileError::Apply(e) => e.category(),
+            ReconcileError::Kube { .. } => "kube",
         }
     }
 

@@ -38,6 +38,8 @@ pub const FIELD_MANAGER: &str = "mesos-operator";
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
+    /// For the members' HTTP endpoints (masters, Marathon).
+    pub http: reqwest::Client,
     pub metrics: Metrics,
     pub recorder: Recorder,
     /// Consecutive failures per object, for exponential back-off; cleared on success.
@@ -49,6 +51,7 @@ impl Context {
         let recorder = Recorder::new(client.clone(), reporter);
         Self {
             client,
+            http: reqwest::Client::new(),
             metrics,
             recorder,
             failures: Mutex::default(),
@@ -90,10 +93,15 @@ pub trait Managed:
     fn conditions(&self) -> &[Condition];
     fn observed_generation(&self) -> Option<i64>;
     fn phase(&self) -> Option<&str>;
+    /// One pass of this kind's pipeline.
+    fn reconcile(
+        &self,
+        ctx: &Context,
+    ) -> impl Future<Output = Result<Action, ReconcileError>> + Send;
 }
 
 macro_rules! managed {
-    ($kind:ty, $controller:literal, $has_phase:literal, $validate:path, |$s:ident| $phase:expr) => {
+    ($kind:ty, $controller:literal, $has_phase:literal, $validate:path, $reconcile:path, |$s:ident| $phase:expr) => {
         impl Managed for $kind {
             const CONTROLLER: &'static str = $controller;
             const HAS_PHASE: bool = $has_phase;
@@ -113,6 +121,12 @@ macro_rules! managed {
                 let $s = self.status.as_ref()?;
                 $phase
             }
+            fn reconcile(
+                &self,
+                ctx: &Context,
+            ) -> impl Future<Output = Result<Action, ReconcileError>> + Send {
+                $reconcile(self, ctx)
+            }
         }
     };
 }
@@ -122,6 +136,7 @@ managed!(
     "mesoscluster",
     true,
     validation::cluster,
+    cluster::reconcile::reconcile,
     |s| s.phase.as_deref()
 );
 managed!(
@@ -129,6 +144,7 @@ managed!(
     "mesosagentpool",
     true,
     validation::agent_pool,
+    accept::reconcile,
     |s| s.phase.as_deref()
 );
 managed!(
@@ -136,6 +152,7 @@ managed!(
     "marathonapp",
     false,
     validation::marathon_app,
+    accept::reconcile,
     |_s| None
 );
 
@@ -175,7 +192,7 @@ async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action,
     let object = ObjectRef::from_obj(obj.as_ref()).to_string();
     let span = tracing::info_span!("reconcile", controller = K::CONTROLLER, object = %object);
     let started = std::time::Instant::now();
-    let result = accept::reconcile(obj.as_ref(), &ctx).instrument(span).await;
+    let result = obj.reconcile(&ctx).instrument(span).await;
     ctx.metrics.reconciled(K::CONTROLLER, started.elapsed());
     if result.is_ok() {
         ctx.clear_failures(&format!("{}/{object}", K::CONTROLLER));

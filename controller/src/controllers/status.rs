@@ -18,9 +18,10 @@ pub struct StatusUpdate {
     pub phase: Option<String>,
 }
 
+/// Applies `update` (the status fields the operator owns) to the status subresource.
 pub async fn apply<K: Managed>(
     obj: &K,
-    update: &StatusUpdate,
+    update: &impl Serialize,
     client: &Client,
 ) -> Result<(), ReconcileError> {
     let namespace = obj

@@ -1,6 +1,16 @@
 //! Helpers shared by the operator's end-to-end tests.
 
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::{Api, Client};
+use mesos_operator::controllers::cluster::masters;
+use mesos_operator::controllers::cluster::member::LABEL_CLUSTER;
+use mesos_operator::mesos::{MasterMetrics, master_metrics};
 
 /// Polls `check` until it returns `Ok`, or fails naming `what` and the last thing it saw.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
@@ -17,5 +27,85 @@ where
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
+    }
+}
+
+/// Every master's metrics once exactly one of them leads.
+pub async fn settled_master_view(
+    client: &Client,
+    http: &reqwest::Client,
+    ns: &str,
+) -> BTreeMap<String, (MasterMetrics, Vec<String>)> {
+    // A restarted leader's ZooKeeper session has to expire before another master leads.
+    eventually("one elected master", Duration::from_secs(60), || async {
+        let view = master_view(client, http, ns).await;
+        let leaders = view.values().filter(|(m, _)| m.elected).count();
+        if leaders == 1 {
+            Ok(view)
+        } else {
+            Err(format!("{leaders} leaders"))
+        }
+    })
+    .await
+}
+
+pub async fn master_view(
+    client: &Client,
+    http: &reqwest::Client,
+    ns: &str,
+) -> BTreeMap<String, (MasterMetrics, Vec<String>)> {
+    let lp = ListParams::default().labels(&format!(
+        "{LABEL_CLUSTER}=prod,mesos.operator.dev/role=master"
+    ));
+    let mut out = BTreeMap::new();
+    for pod in Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("pods")
+        .items
+    {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .expect("pod IP");
+        let metrics = master_metrics(
+            http,
+            &format!("{ip}:{}", masters::PORT),
+            Duration::from_secs(2),
+        )
+        .await
+        .expect("metrics");
+        let args = pod.spec.unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap_or_default();
+        out.insert(name, (metrics, args));
+    }
+    out
+}
+
+/// One leader, every replica recovered and seeing `size` replicas, no violation, `--quorum=q`.
+pub fn assert_masters_healthy(
+    view: &BTreeMap<String, (MasterMetrics, Vec<String>)>,
+    size: u32,
+    q: u32,
+) {
+    assert_eq!(view.len(), size as usize, "{view:#?}");
+    assert_eq!(
+        view.values().filter(|(m, _)| m.elected).count(),
+        1,
+        "exactly one leader: {view:#?}"
+    );
+    for (name, (m, args)) in view {
+        assert!(m.recovered, "{name} not recovered: {m:?}");
+        assert_eq!(m.ensemble_size, Some(size), "{name}: {m:?}");
+        assert_eq!(
+            m.safety_violations,
+            Some(0),
+            "{name} recorded a safety violation: {m:?}"
+        );
+        assert!(args.contains(&format!("--quorum={q}")), "{name}: {args:?}");
     }
 }

@@ -15,6 +15,7 @@ pub mod masters;
 pub mod member;
 pub mod observe;
 pub mod probe;
+pub mod reconcile;
 pub mod zookeeper;
 
 /// A MesosCluster for unit tests: `prod` in namespace `dcos`, with a uid so it can own objects.

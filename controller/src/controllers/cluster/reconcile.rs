@@ -1,0 +1,439 @@
+//! The MesosCluster reconciler: validate → observe → plan → apply → status, one planner
+//! decision per pass. Every pass re-derives the state from what the members report, so an
+//! operator restart between two passes resumes exactly where it was (the operation and the
+//! tombstones are in status, written before the actions they allow).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+use serde::Serialize;
+
+use super::member::{LABEL_CLUSTER, LABEL_ROLE, Role, azure_storage_class};
+use super::{apply, desired, disruption, execute, marathon, masters, observe, probe, zookeeper};
+use crate::controllers::conditions::{self, ACCEPTED, Desired as Want};
+use crate::controllers::error::ReconcileError;
+use crate::controllers::{Context, FIELD_MANAGER, Managed, accept, status};
+use crate::crd::MesosCluster;
+use crate::crd::cluster::RoleStatus;
+use crate::crd::storage::CachingMode;
+use crate::quorum::{self, Clock, Decision, Observed};
+
+/// How often a settled cluster is looked at again, and how soon during a change.
+const SETTLED: Duration = Duration::from_secs(30);
+const CHANGING: Duration = Duration::from_secs(2);
+
+pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, ReconcileError> {
+    if mc.validate().is_err() {
+        return accept::reconcile(mc, ctx).await;
+    }
+    let ns = mc
+        .namespace()
+        .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
+    let kube = |what: &str| {
+        let what = what.to_string();
+        move |source| ReconcileError::Kube { what, source }
+    };
+    if !mc.spec.paused {
+        shared_objects(mc, ctx).await?;
+    }
+
+    // Observe: our pods and claims, and what each member says about itself.
+    let selector = ListParams::default().labels(&format!("{LABEL_CLUSTER}={}", mc.name_any()));
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+        .list(&selector)
+        .await
+        .map_err(kube("listing pods"))?
+        .items;
+    let claims = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &ns)
+        .list(&selector)
+        .await
+        .map_err(kube("listing claims"))?
+        .items;
+    let health = probe::health(&pods, &ctx.http).await;
+    let observed = observe::observed(mc, &pods, &claims, &health)?;
+    let zk: Vec<u32> = observed.zookeeper.live().map(|m| m.ordinal).collect();
+
+    // Plan one step, apply it (never while paused).
+    let operation = mc.status.as_ref().and_then(|s| s.operation.clone());
+    let clock = Clock {
+        now: Utc::now(),
+        operation_timeout: chrono::Duration::minutes(desired::OPERATION_TIMEOUT_MINUTES),
+    };
+    let decision = quorum::plan(
+        &desired::desired(mc, &zk),
+        &observed,
+        operation.as_ref(),
+        clock,
+    );
+    if !mc.spec.paused {
+        let incarnation = format!("{}", Utc::now().timestamp_millis());
+        let steps = apply::steps(mc, &decision, &observed, &incarnation);
+        if !steps.is_empty() {
+            execute::execute(&ctx.client, mc, &steps).await?;
+            publish(mc, ctx, &decision).await;
+        }
+        marathon_members(mc, ctx, &pods, &zk).await?;
+        budgets(mc, ctx, &observed).await?;
+    }
+
+    // Status: what the members report, and why the operator is (not) acting.
+    let view = status_view(
+        mc,
+        &observed,
+        &pods,
+        &decision,
+        operation.as_ref(),
+        clock.now,
+    );
+    if !view.matches(mc) {
+        status::apply(mc, &view, &ctx.client).await?;
+    }
+    Ok(Action::requeue(
+        if matches!(decision, Decision::Done) || mc.spec.paused {
+            SETTLED
+        } else {
+            CHANGING
+        },
+    ))
+}
+
+/// The objects every member needs first: the roles' Services and, unless overridden, the Azure
+/// premium StorageClasses its claims name.
+async fn shared_objects(mc: &MesosCluster, ctx: &Context) -> Result<(), ReconcileError> {
+    let ns = mc.namespace().unwrap_or_default();
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    for svc in [
+        zookeeper::service(mc),
+        masters::service(mc),
+        marathon::service(mc),
+    ] {
+        server_side_apply(&services, &svc).await?;
+    }
+    if mc.spec.storage_class_name.is_none() {
+        let classes: Api<StorageClass> = Api::all(ctx.client.clone());
+        for mode in [
+            CachingMode::None,
+            CachingMode::ReadOnly,
+            CachingMode::ReadWrite,
+        ] {
+            server_side_apply(&classes, &azure_storage_class(mode)).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn server_side_apply<K>(api: &Api<K>, obj: &K) -> Result<(), ReconcileError>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let name = obj.name_any();
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .map(drop)
+    .map_err(|source| ReconcileError::Kube {
+        what: format!("applying {name}"),
+        source,
+    })
+}
+
+/// Marathon servers are stateless (their state is in ZooKeeper): keep exactly `replicas` of
+/// them, named by ordinal.
+async fn marathon_members(
+    mc: &MesosCluster,
+    ctx: &Context,
+    pods: &[Pod],
+    zk: &[u32],
+) -> Result<(), ReconcileError> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &mc.namespace().unwrap_or_default());
+    let want = u32::try_from(mc.spec.marathon.replicas).unwrap_or(0);
+    let existing: BTreeMap<u32, &Pod> = pods
+        .iter()
+        .filter(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some(Role::Marathon.label()))
+        .filter_map(|p| Some((observe::ordinal(&p.name_any())?, p)))
+        .collect();
+    for ordinal in 1..=want {
+        if !existing.contains_key(&ordinal) && !zk.is_empty() {
+            let pod = marathon::pod(mc, ordinal, zk, &Utc::now().timestamp_millis().to_string());
+            match api.create(&PostParams::default(), &pod).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(source) => {
+                    return Err(ReconcileError::Kube {
+                        what: format!("creating {}", pod.name_any()),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+    for (ordinal, pod) in existing {
+        if ordinal > want && pod.metadata.deletion_timestamp.is_none() {
+            api.delete(&pod.name_any(), &DeleteParams::default())
+                .await
+                .map_err(|source| ReconcileError::Kube {
+                    what: format!("deleting {}", pod.name_any()),
+                    source,
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// The voters' PodDisruptionBudgets, priced for the change in progress.
+async fn budgets(
+    mc: &MesosCluster,
+    ctx: &Context,
+    observed: &Observed,
+) -> Result<(), ReconcileError> {
+    let api: Api<PodDisruptionBudget> =
+        Api::namespaced(ctx.client.clone(), &mc.namespace().unwrap_or_default());
+    let live_zk = u32::try_from(observed.zookeeper.live().count()).unwrap_or(0);
+    let zk = quorum::min_available(
+        live_zk,
+        u32::try_from(mc.spec.zookeeper.replicas).unwrap_or(0),
+    );
+    let quorums = observed
+        .masters
+        .live()
+        .filter_map(|m| m.pod.as_ref().map(|p| p.config.quorum));
+    let q = u32::try_from(mc.spec.masters.effective_quorum()).unwrap_or(1);
+    let masters = disruption::masters_min_available(quorums, q);
+    for pdb in [
+        disruption::budget(mc, Role::ZooKeeper, zk),
+        disruption::budget(mc, Role::Master, masters),
+    ] {
+        server_side_apply(&api, &pdb).await?;
+    }
+    Ok(())
+}
+
+/// An Event per member action, with the planner's sentence.
+async fn publish(mc: &MesosCluster, ctx: &Context, decision: &Decision) {
+    let reason = match decision {
+        Decision::CreateMember { .. } => "CreateMember",
+        Decision::RestartMember { .. } => "RestartMember",
+        Decision::RemoveMember { .. } => "RemoveMember",
+        Decision::UpdateOperation(_) => "Operation",
+        Decision::Wait(_) | Decision::Done | Decision::Blocked(_) => return,
+    };
+    let event = Event {
+        type_: EventType::Normal,
+        reason: reason.into(),
+        note: Some(decision.to_string()),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &mc.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish event");
+    }
+}
+
+/// The member that reports leading.
+fn leader<C>(e: &quorum::Ensemble<C>) -> Option<String> {
+    e.live()
+        .find(|m| m.pod.as_ref().is_some_and(|p| p.health.leader()))
+        .map(|m| m.name.clone())
+}
+
+/// The status fields this pass owns (the operation and tombstones are written by the steps).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterStatusView {
+    observed_generation: Option<i64>,
+    conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    phase: String,
+    quorate: bool,
+    zookeeper: RoleStatus,
+    masters: RoleStatus,
+    marathon: RoleStatus,
+}
+
+impl ClusterStatusView {
+    fn matches(&self, mc: &MesosCluster) -> bool {
+        let Some(s) = mc.status.as_ref() else {
+            return false;
+        };
+        s.observed_generation == self.observed_generation
+            && s.conditions == self.conditions
+            && s.phase.as_deref() == Some(self.phase.as_str())
+            && s.quorate == Some(self.quorate)
+            && s.zookeeper.as_ref() == Some(&self.zookeeper)
+            && s.masters.as_ref() == Some(&self.masters)
+            && s.marathon.as_ref() == Some(&self.marathon)
+    }
+}
+
+fn status_view(
+    mc: &MesosCluster,
+    observed: &Observed,
+    pods: &[Pod],
+    decision: &Decision,
+    operation: Option<&quorum::Operation>,
+    now: chrono::DateTime<Utc>,
+) -> ClusterStatusView {
+    let zk_health = quorum::zookeeper_health(&observed.zookeeper);
+    let master_health = quorum::masters_health(&observed.masters);
+    let quorate = zk_health.quorate() && master_health.quorate();
+    let ready_marathon = pods
+        .iter()
+        .filter(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some(Role::Marathon.label()))
+        .filter(|p| {
+            let conditions = p.status.as_ref().and_then(|s| s.conditions.as_ref());
+            conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .count();
+
+    let fault_tolerance = master_health
+        .fault_tolerance()
+        .min(zk_health.fault_tolerance());
+    let available = if quorate {
+        Want {
+            type_: "Available",
+            status: true,
+            reason: "QuorumHealthy",
+            message: format!(
+                "Masters: {} of {} recovered with quorum {}; ZooKeeper: {} of {} serving.",
+                master_health.healthy,
+                observed.masters.live().count(),
+                master_health.quorum,
+                zk_health.healthy,
+                observed.zookeeper.live().count()
+            ),
+        }
+    } else {
+        Want {
+            type_: "Available",
+            status: false,
+            reason: "QuorumLost",
+            message: format!(
+                "Masters: {} recovered, quorum {} needed; ZooKeeper: {} serving, {} needed.",
+                master_health.healthy, master_health.quorum, zk_health.healthy, zk_health.quorum
+            ),
+        }
+    };
+    let progressing = match (decision, operation) {
+        _ if mc.spec.paused => Want {
+            type_: "Progressing",
+            status: false,
+            reason: "Paused",
+            message: "spec.paused is true: observing only.".into(),
+        },
+        (Decision::Done, _) => Want {
+            type_: "Progressing",
+            status: false,
+            reason: "Done",
+            message: decision.to_string(),
+        },
+        (Decision::Blocked(_), _) => Want {
+            type_: "Progressing",
+            status: false,
+            reason: "Blocked",
+            message: decision.to_string(),
+        },
+        (Decision::Wait(w), _) => Want {
+            type_: "Progressing",
+            status: true,
+            reason: w.condition_reason(),
+            message: decision.to_string(),
+        },
+        (_, Some(_)) if fault_tolerance == Some(0) && quorate => Want {
+            type_: "Progressing",
+            status: true,
+            reason: "ZeroFaultTolerance",
+            message: format!("{} No member may fail until this step completes.", decision),
+        },
+        (_, Some(op)) => Want {
+            type_: "Progressing",
+            status: true,
+            reason: op.kind.condition_reason(op.role),
+            message: decision.to_string(),
+        },
+        (_, None) => Want {
+            type_: "Progressing",
+            status: true,
+            reason: "Reconciling",
+            message: decision.to_string(),
+        },
+    };
+    let degraded = match (decision, operation) {
+        (Decision::Blocked(b), _) => Want {
+            type_: "Degraded",
+            status: true,
+            reason: b.condition_reason(),
+            message: decision.to_string(),
+        },
+        (_, Some(op)) if op.overdue(now) => Want {
+            type_: "Degraded",
+            status: true,
+            reason: "DeadlineExceeded",
+            message: format!(
+                "The {:?} operation passed its deadline {}.",
+                op.kind, op.deadline
+            ),
+        },
+        _ => Want {
+            type_: "Degraded",
+            status: false,
+            reason: "AsExpected",
+            message: String::new(),
+        },
+    };
+    let accepted = Want {
+        type_: ACCEPTED,
+        status: true,
+        reason: "Valid",
+        message: "The spec is valid.".into(),
+    };
+    let generation = mc.meta().generation;
+    let ts = Timestamp::now();
+    let mut conds = mc.conditions().to_vec();
+    for want in [&accepted, &available, &progressing, &degraded] {
+        conds = conditions::merge(&conds, want, generation, ts);
+    }
+    let phase = if mc.spec.paused {
+        "Paused"
+    } else if degraded.status {
+        "Degraded"
+    } else if progressing.status {
+        "Progressing"
+    } else if quorate {
+        "Available"
+    } else {
+        "Pending"
+    };
+    let ready = |healthy: u32, want: i32| format!("{healthy}/{want}");
+    ClusterStatusView {
+        observed_generation: generation,
+        conditions: conds,
+        phase: phase.into(),
+        quorate,
+        zookeeper: RoleStatus {
+            ready: Some(ready(zk_health.healthy, mc.spec.zookeeper.replicas)),
+            quorum: None,
+            leader: leader(&observed.zookeeper),
+        },
+        masters: RoleStatus {
+            ready: Some(ready(master_health.healthy, mc.spec.masters.replicas)),
+            quorum: i32::try_from(master_health.quorum).ok().filter(|q| *q > 0),
+            leader: leader(&observed.masters),
+        },
+        marathon: RoleStatus {
+            ready: Some(format!("{ready_marathon}/{}", mc.spec.marathon.replicas)),
+            quorum: None,
+            leader: None,
+        },
+    }
+}

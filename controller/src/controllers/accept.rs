@@ -82,7 +82,7 @@ pub async fn reconcile<K: Managed>(obj: &K, ctx: &Context) -> Result<Action, Rec
 }
 
 /// An Event when the verdict changes. Failing to publish one is logged, not fatal.
-async fn publish<K: Managed>(obj: &K, ctx: &Context, want: &Desired) {
+pub(crate) async fn publish<K: Managed>(obj: &K, ctx: &Context, want: &Desired) {
     let event = Event {
         type_: if want.status {
             EventType::Normal

@@ -35,6 +35,11 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
     if mc.validate().is_err() {
         return accept::reconcile(mc, ctx).await;
     }
+    let was_accepted =
+        conditions::find(mc.conditions(), ACCEPTED).is_some_and(|c| c.status == "True");
+    if !was_accepted {
+        accept::publish(mc, ctx, &accept::verdict(mc).0).await;
+    }
     let ns = mc
         .namespace()
         .ok_or(ReconcileError::MissingField("metadata.namespace"))?;

@@ -6,8 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{ControlPlane, NodeRunner, NodeRunnerConfig};
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -142,18 +141,7 @@ async fn drive(client: &Client, http: &reqwest::Client, timeout: Duration) -> Ve
 /// Every master's own metrics, read at its pod IP.
 #[tokio::test(flavor = "multi_thread")]
 async fn bring_up_then_grow_three_to_five_masters_without_a_violation() {
-    let cp = ControlPlane::start()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let client = cp.client();
-    let runner = NodeRunner::start(client.clone(), NodeRunnerConfig::default())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    let (_cp, runner, client) = common::cluster_env(NS).await;
     let clusters: Api<MesosCluster> = Api::namespaced(client.clone(), NS);
     let mc: MesosCluster = serde_json::from_value(json!({
         "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosCluster", "metadata": {"name": "prod"},

@@ -6,8 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::process::Supervised;
-use e2e::{ControlPlane, NodeRunner, NodeRunnerConfig};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -64,18 +63,7 @@ async fn master_pods(client: &Client) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_operator_brings_up_grows_and_pauses_a_cluster() {
-    let cp = ControlPlane::start()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let client = cp.client();
-    let runner = NodeRunner::start(client.clone(), NodeRunnerConfig::default())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    let (cp, runner, client) = common::cluster_env(NS).await;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mesos-operator"));
     cmd.args([
         "run",

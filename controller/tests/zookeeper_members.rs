@@ -5,8 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{ControlPlane, NodeRunner, NodeRunnerConfig};
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use mesos_operator::controllers::cluster::member::LABEL_CLUSTER;
@@ -97,18 +96,7 @@ async fn wait_ready(pods: &Api<Pod>, names: &[String]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn generated_servers_form_a_quorum_survive_replacement_and_report_partitions() {
-    let cp = ControlPlane::start()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let client = cp.client();
-    let runner = NodeRunner::start(client.clone(), NodeRunnerConfig::default())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NS}})).unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-        .unwrap();
+    let (_cp, runner, client) = common::cluster_env(NS).await;
 
     let clusters = Api::<MesosCluster>::namespaced(client.clone(), NS);
     let mc: MesosCluster = serde_json::from_value(json!({

@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
+use e2e::{ControlPlane, NodeRunner, NodeRunnerConfig};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use mesos_operator::controllers::cluster::masters;
 use mesos_operator::controllers::cluster::member::LABEL_CLUSTER;
@@ -108,4 +109,22 @@ pub fn assert_masters_healthy(
         );
         assert!(args.contains(&format!("--quorum={q}")), "{name}: {args:?}");
     }
+}
+
+/// A real control plane, three nodes in three zones, and namespace `ns`.
+pub async fn cluster_env(ns: &str) -> (ControlPlane, NodeRunner, Client) {
+    let cp = ControlPlane::start()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = cp.client();
+    let runner = NodeRunner::start(client.clone(), NodeRunnerConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).expect("namespace");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create namespace");
+    (cp, runner, client)
 }

@@ -71,42 +71,42 @@ pub async fn execute(client: &Client, mc: &MesosCluster, steps: &[Step]) -> Resu
                     .await
                     .map_err(fail(format!("fencing {}", tombstone.name)))?;
             }
-            Step::CreateClaim(claim) => {
-                let name = claim.name_any();
-                ignore(
-                    409,
-                    claims.create(&PostParams::default(), claim).await.map(drop),
-                )
-                .map_err(fail(format!("creating claim {name}")))?;
-            }
-            Step::CreatePod(pod) => {
-                let name = pod.name_any();
-                ignore(
-                    409,
-                    pods.create(&PostParams::default(), pod).await.map(drop),
-                )
-                .map_err(fail(format!("creating pod {name}")))?;
-            }
-            Step::DeletePod(name) => {
-                ignore(
-                    404,
-                    pods.delete(name, &DeleteParams::default()).await.map(drop),
-                )
-                .map_err(fail(format!("deleting pod {name}")))?;
-            }
-            Step::DeleteClaim(name) => {
-                ignore(
-                    404,
-                    claims
-                        .delete(name, &DeleteParams::default())
-                        .await
-                        .map(drop),
-                )
-                .map_err(fail(format!("deleting claim {name}")))?;
-            }
+            Step::CreateClaim(claim) => create(&claims, claim, "claim").await?,
+            Step::CreatePod(pod) => create(&pods, pod, "pod").await?,
+            Step::DeletePod(name) => delete(&pods, name, "pod").await?,
+            Step::DeleteClaim(name) => delete(&claims, name, "claim").await?,
         }
     }
     Ok(())
+}
+
+/// Creates `obj`; one that already exists is success.
+async fn create<K>(api: &Api<K>, obj: &K, kind: &str) -> Result<(), ApplyError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let name = obj.name_any();
+    ignore(409, api.create(&PostParams::default(), obj).await.map(drop)).map_err(|source| {
+        ApplyError::Kube {
+            what: format!("creating {kind} {name}"),
+            source,
+        }
+    })
+}
+
+/// Deletes `name`; one that is already gone is success.
+async fn delete<K>(api: &Api<K>, name: &str, kind: &str) -> Result<(), ApplyError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    ignore(
+        404,
+        api.delete(name, &DeleteParams::default()).await.map(drop),
+    )
+    .map_err(|source| ApplyError::Kube {
+        what: format!("deleting {kind} {name}"),
+        source,
+    })
 }
 
 /// Treats the API error `code` as success.

@@ -34,7 +34,6 @@ pub async fn execute(client: &Client, mc: &MesosCluster, steps: &[Step]) -> Resu
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     let clusters: Api<MesosCluster> = Api::namespaced(client.clone(), &ns);
-    let fail = |what: String| move |source| ApplyError::Kube { what, source };
     let mut tombstones = mc
         .status
         .as_ref()
@@ -44,14 +43,7 @@ pub async fn execute(client: &Client, mc: &MesosCluster, steps: &[Step]) -> Resu
         match step {
             Step::PersistOperation(op) => {
                 let patch = serde_json::json!({"status": {"operation": op}});
-                clusters
-                    .patch_status(
-                        &mc.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await
-                    .map_err(fail("persisting the operation".into()))?;
+                merge_status(&clusters, mc, &patch, "persisting the operation".into()).await?;
             }
             Step::PersistTombstone { role, tombstone } => {
                 let list = match role {
@@ -62,14 +54,7 @@ pub async fn execute(client: &Client, mc: &MesosCluster, steps: &[Step]) -> Resu
                     list.push(tombstone.clone());
                 }
                 let patch = serde_json::json!({"status": {"tombstones": tombstones}});
-                clusters
-                    .patch_status(
-                        &mc.name_any(),
-                        &PatchParams::default(),
-                        &Patch::Merge(&patch),
-                    )
-                    .await
-                    .map_err(fail(format!("fencing {}", tombstone.name)))?;
+                merge_status(&clusters, mc, &patch, format!("fencing {}", tombstone.name)).await?;
             }
             Step::CreateClaim(claim) => create(&claims, claim, "claim").await?,
             Step::CreatePod(pod) => create(&pods, pod, "pod").await?,
@@ -78,6 +63,24 @@ pub async fn execute(client: &Client, mc: &MesosCluster, steps: &[Step]) -> Resu
         }
     }
     Ok(())
+}
+
+/// Merges `patch` into the cluster's status.
+async fn merge_status(
+    clusters: &Api<MesosCluster>,
+    mc: &MesosCluster,
+    patch: &serde_json::Value,
+    what: String,
+) -> Result<(), ApplyError> {
+    clusters
+        .patch_status(
+            &mc.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+        .map(drop)
+        .map_err(|source| ApplyError::Kube { what, source })
 }
 
 /// Creates `obj`; one that already exists is success.

@@ -91,6 +91,11 @@ impl Metrics {
             .inc();
     }
 
+    /// The registry, for a controller's own metric family (registered under the same prefix).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         TextEncoder::new()

@@ -66,6 +66,9 @@ pub enum WaitReason {
     MemberTerminating { role: Role, member: String },
     /// A fenced member's pod still exists: it may still run, so it still counts.
     FencedMemberStillRunning { role: Role, member: String },
+    /// Every member is healthy but none leads (an election is under way, e.g. after the leader
+    /// restarted): the next member is touched, and an operation finishes, only once one leads.
+    NoLeader { role: Role },
     /// No ZooKeeper server list can be rolled out without risking two disjoint majorities.
     ServerListsConflict,
     /// Removing a member that is down would leave fewer healthy members than the quorum.
@@ -102,6 +105,7 @@ impl WaitReason {
             WaitReason::FencedMemberStillRunning { .. } => "WaitingForFencing",
             WaitReason::QuorumUnavailable { .. } => "QuorumLost",
             WaitReason::ServerListsConflict => "ServerListsConflict",
+            WaitReason::NoLeader { .. } => "WaitingForLeader",
         }
     }
 }

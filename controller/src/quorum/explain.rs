@@ -115,6 +115,10 @@ impl fmt::Display for WaitReason {
                 f,
                 "Waiting for the pod of fenced {role} {member} to be gone; until then it may still run."
             ),
+            WaitReason::NoLeader { role } => write!(
+                f,
+                "Waiting for the {role}s to elect a leader before the next step."
+            ),
             WaitReason::ServerListsConflict => f.write_str(
                 "Waiting: no ZooKeeper server list can be rolled out now without risking two disjoint majorities.",
             ),

@@ -129,6 +129,8 @@ fn apply(world: &mut Observed, d: &Decision, desired: &Desired) -> Result<(), Si
         },
         _ => {}
     }
+    elect(&mut world.masters, None);
+    elect(&mut world.zookeeper, None);
     Ok(())
 }
 
@@ -154,8 +156,8 @@ fn fresh_member<C>(name: &str, ordinal: u32, pod: Pod<C>) -> Member<C> {
     }
 }
 
-/// The member comes back healthy; if it led, leadership passes to the first other healthy
-/// member (so the simulated order of a roll matches a real one: the old leader went last).
+/// The member comes back healthy; if it led, leadership passes to another member (so the
+/// simulated order of a roll matches a real one: the old leader went last).
 fn restart<C>(
     e: &mut Ensemble<C>,
     name: &str,
@@ -164,21 +166,31 @@ fn restart<C>(
     token: Option<String>,
 ) -> Result<(), SimulationError> {
     let i = position(e, name)?;
-    let led = e.members[i].pod.as_ref().is_some_and(|p| p.health.leader());
     e.members[i].pod = Some(healthy_pod(config, hash, token));
-    if led
-        && let Some(other) = e
-            .members
-            .iter_mut()
-            .filter(|m| m.name != name)
-            .find_map(|m| m.pod.as_mut())
+    elect(e, Some(name));
+    Ok(())
+}
+
+/// Without a leader, the first healthy member other than `except` wins the election at once.
+fn elect<C>(e: &mut Ensemble<C>, except: Option<&str>) {
+    if e.members
+        .iter()
+        .any(|m| m.pod.as_ref().is_some_and(|p| p.health.leader()))
     {
-        other.health = Health::Serving {
+        return;
+    }
+    if let Some(pod) = e
+        .members
+        .iter_mut()
+        .filter(|m| Some(m.name.as_str()) != except)
+        .filter_map(|m| m.pod.as_mut())
+        .find(|p| p.health.healthy())
+    {
+        pod.health = Health::Serving {
             recovered: true,
             leader: true,
         };
     }
-    Ok(())
 }
 
 fn remove<C>(e: &mut Ensemble<C>, name: &str) -> Result<(), SimulationError> {

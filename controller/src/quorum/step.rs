@@ -201,7 +201,15 @@ impl<C: Clone + PartialEq> RoleView<'_, C> {
                 .map(|m| self.unhealthy_reason(m))
         } else {
             self.first_unhealthy(Some(&target.name))
+                .or_else(|| self.leaderless())
         }
+    }
+
+    /// Every live member may be healthy, yet none leads: wait for the election.
+    fn leaderless(&self) -> Option<WaitReason> {
+        let live = self.live();
+        (!live.is_empty() && !live.iter().any(|m| leader(m)))
+            .then_some(WaitReason::NoLeader { role: self.role })
     }
 
     /// Restart the next member whose pod does not match `config`: members known to be down
@@ -268,9 +276,9 @@ impl<C: Clone + PartialEq> RoleView<'_, C> {
         }
     }
 
-    /// Nothing left to change: reached once every member is healthy.
+    /// Nothing left to change: reached once every member is healthy and one of them leads.
     pub fn settle(&self) -> Step<C> {
-        match self.first_unhealthy(None) {
+        match self.first_unhealthy(None).or_else(|| self.leaderless()) {
             Some(wait) => Step::Wait(wait),
             None => Step::Reached,
         }

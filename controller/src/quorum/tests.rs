@@ -260,6 +260,29 @@ fn cases() -> Vec<Case> {
 
     let mut shrunk = with_masters(&[(1, 3), (2, 3), (3, 3)]);
     shrunk.masters.tombstones = vec![tombstone(4), tombstone(5)];
+    // The leader was restarted last; until another is elected, nothing else moves.
+    let mut mid_roll = with_masters(&[(1, 3), (2, 2), (3, 3)]);
+    health(&mut mid_roll, 1, healthy(false));
+    cases.push(
+        case(
+            "a grow waits for an elected leader before its next step",
+            d35.clone(),
+            mid_roll,
+            Decision::Wait(WaitReason::NoLeader { role: Role::Master }),
+        )
+        .during(grow, &d35),
+    );
+    let mut leaderless = with_masters(&[(1, 2), (2, 2), (3, 2)]);
+    health(&mut leaderless, 1, healthy(false));
+    cases.push(
+        case(
+            "an operation finishes only once a leader is elected",
+            d32.clone(),
+            leaderless,
+            Decision::Wait(WaitReason::NoLeader { role: Role::Master }),
+        )
+        .during(OperationKind::RollingRestart, &d32),
+    );
     cases.push(
         case(
             "shrink lowers the quorum once only 3 remain",

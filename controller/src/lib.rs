@@ -5,6 +5,7 @@ pub mod crd;
 pub mod dry_run;
 pub mod http;
 pub mod leader;
+pub mod marathon;
 pub mod mesos;
 pub mod metrics;
 pub mod quorum;

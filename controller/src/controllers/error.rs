@@ -27,6 +27,8 @@ pub enum ReconcileError {
     Apply(#[from] super::cluster::execute::ApplyError),
     #[error("{what}: {source}")]
     Kube { what: String, source: kube::Error },
+    #[error(transparent)]
+    Marathon(#[from] crate::marathon::MarathonError),
 }
 
 impl ReconcileError {
@@ -40,6 +42,7 @@ impl ReconcileError {
             ReconcileError::Observe(e) => e.category(),
             ReconcileError::Apply(e) => e.category(),
             ReconcileError::Kube { .. } => "kube",
+            ReconcileError::Marathon(e) => e.category(),
         }
     }
 

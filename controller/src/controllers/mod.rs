@@ -8,6 +8,7 @@ pub mod accept;
 pub mod cluster;
 pub mod conditions;
 pub mod error;
+pub mod marathon_app;
 pub mod status;
 
 use std::collections::HashMap;
@@ -42,6 +43,8 @@ pub struct Context {
     pub http: reqwest::Client,
     pub metrics: Metrics,
     pub recorder: Recorder,
+    /// The MarathonApp controller's Marathon call metrics and app states.
+    pub marathon: marathon_app::Shared,
     /// Consecutive failures per object, for exponential back-off; cleared on success.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -49,11 +52,13 @@ pub struct Context {
 impl Context {
     pub fn new(client: Client, metrics: Metrics, reporter: Reporter) -> Self {
         let recorder = Recorder::new(client.clone(), reporter);
+        let marathon = marathon_app::Shared::new(metrics.registry());
         Self {
             client,
             http: reqwest::Client::new(),
             metrics,
             recorder,
+            marathon,
             failures: Mutex::default(),
         }
     }
@@ -152,7 +157,7 @@ managed!(
     "marathonapp",
     false,
     validation::marathon_app,
-    accept::reconcile,
+    marathon_app::reconcile,
     |_s| None
 );
 

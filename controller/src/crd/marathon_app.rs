@@ -551,6 +551,13 @@ pub struct MarathonAppStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_value")]
     pub last_task_failure: Option<serde_json::Value>,
+    /// The generation last written to Marathon: a difference found afterwards is drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_generation: Option<i64>,
+    /// The generation whose deployment timed out and was rolled back. It is not applied again
+    /// until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_generation: Option<i64>,
 }
 
 /// A schema for a value Marathon defines and the operator passes through untouched.

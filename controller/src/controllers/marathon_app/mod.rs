@@ -1,0 +1,523 @@
+//! The MarathonApp controller: observe (the MesosCluster, its Marathon servers, the app and its
+//! deployments) → validate → plan ([`plan::plan`], one write at most) → apply → status
+//! ([`plan::assess`], written only when it changed). A finalizer deletes the app in Marathon.
+
+pub mod metrics;
+pub mod plan;
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
+
+use super::conditions::{Desired, merge};
+use super::error::ReconcileError;
+use super::{Context, Managed, accept, status};
+use crate::controllers::cluster::marathon::HTTP_PORT;
+use crate::controllers::cluster::member::{LABEL_CLUSTER, LABEL_ROLE};
+use crate::crd::marathon_app::DeletionPolicy;
+use crate::crd::{MarathonApp, MarathonAppStatus, MesosCluster};
+use crate::marathon::definition::{app_id, body, expected};
+use crate::marathon::http::{HttpMarathon, Limits, Server};
+use crate::marathon::{AppInfo, Marathon, MarathonError};
+use plan::{Inputs, Observed, Outcome, Step, Why};
+
+pub use metrics::Shared;
+
+/// Removed once the app is gone from Marathon (or orphaned).
+pub const FINALIZER: &str = "mesos.operator.dev/marathon-app";
+/// How long a deletion waits for an unreachable Marathon before it lets the resource go.
+const DELETE_GIVE_UP: Duration = Duration::from_secs(300);
+/// How soon a pass that found no cluster or no Marathon server looks again.
+const WAIT_FOR_CLUSTER: Duration = Duration::from_secs(10);
+
+pub async fn reconcile(app: &MarathonApp, ctx: &Context) -> Result<Action, ReconcileError> {
+    if app.meta().deletion_timestamp.is_some() {
+        return finalize(app, ctx).await;
+    }
+    let (verdict, _) = accept::verdict(app);
+    ctx.metrics.verdict(MarathonApp::CONTROLLER, verdict.reason);
+    if !verdict.status {
+        // Invalid specs are reported as the other kinds report them, and wait for a change.
+        let conditions = plan::blocked(verdict.clone());
+        let before = app
+            .conditions()
+            .iter()
+            .find(|c| c.type_ == verdict.type_)
+            .cloned();
+        write_status(app, ctx, &conditions, None, None).await?;
+        if before.is_none_or(|c| c.status != "False" || c.message != verdict.message) {
+            accept::publish(app, ctx, &verdict).await;
+        }
+        return Ok(Action::await_change());
+    }
+    ensure_finalizer(app, ctx).await?;
+    let namespace = app
+        .namespace()
+        .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
+    let Some(marathon) = connect(app, ctx, &namespace).await? else {
+        return Ok(Action::requeue(WAIT_FOR_CLUSTER));
+    };
+    let id = app_id(app.spec.app.id.as_deref(), &namespace, &app.name_any());
+    let observed = observe(&marathon, &id).await?;
+    let body = body(&app.spec.app, &id);
+    let expected = expected(&body);
+    let status = app.status.clone().unwrap_or_default();
+    let inputs = Inputs {
+        generation: app.meta().generation,
+        status: &status,
+        expected: &expected,
+        timeout: parse_duration(&app.spec.deployment.timeout).unwrap_or(Duration::from_secs(600)),
+        rollback_on_timeout: app.spec.deployment.rollback_on_timeout,
+        force: app.spec.deployment.force,
+        now: Timestamp::now(),
+    };
+    let step = plan::plan(&inputs, &observed);
+    let outcome = apply(&marathon, &id, &body, &step).await?;
+    announce(app, ctx, &id, &step, &outcome).await;
+    let assessment = plan::assess(&inputs, &observed, &step, &outcome);
+    let bookkeeping = MarathonAppStatus {
+        applied_generation: assessment.applied_generation,
+        rolled_back_generation: assessment.rolled_back_generation,
+        deployment_id: assessment.deployment_id.clone(),
+        ..MarathonAppStatus::default()
+    };
+    write_status(
+        app,
+        ctx,
+        &assessment.conditions,
+        Some(observed.app.as_ref()),
+        Some(bookkeeping),
+    )
+    .await?;
+    Ok(assessment
+        .requeue
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// A client for the cluster's Marathon, or `None` (with the status saying why) when there is no
+/// cluster or no Marathon server yet.
+async fn connect(
+    app: &MarathonApp,
+    ctx: &Context,
+    namespace: &str,
+) -> Result<Option<HttpMarathon>, ReconcileError> {
+    let cluster = &app.spec.cluster_ref.name;
+    let clusters: Api<MesosCluster> = Api::namespaced(ctx.client.clone(), namespace);
+    let found = clusters
+        .get_opt(cluster)
+        .await
+        .map_err(|source| ReconcileError::Kube {
+            what: format!("reading MesosCluster {cluster}"),
+            source,
+        })?;
+    let blocked = if found.is_none() {
+        Some((
+            "ClusterNotFound",
+            format!("MesosCluster {cluster} does not exist."),
+        ))
+    } else {
+        let servers = marathon_servers(ctx, namespace, cluster).await?;
+        if !servers.is_empty() {
+            let client = HttpMarathon::new(
+                ctx.http.clone(),
+                servers,
+                Limits::default(),
+                ctx.marathon.calls.clone(),
+            );
+            return Ok(Some(client.discover_leader().await));
+        }
+        Some((
+            "MarathonUnavailable",
+            format!("MesosCluster {cluster} has no running Marathon server."),
+        ))
+    };
+    if let Some((reason, message)) = blocked {
+        let conditions = plan::waiting(reason, message);
+        write_status(app, ctx, &conditions, None, None).await?;
+    }
+    Ok(None)
+}
+
+/// The cluster's running Marathon Pods, ready ones first.
+async fn marathon_servers(
+    ctx: &Context,
+    namespace: &str,
+    cluster: &str,
+) -> Result<Vec<Server>, ReconcileError> {
+    let selector = format!("{LABEL_CLUSTER}={cluster},{LABEL_ROLE}=marathon");
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| ReconcileError::Kube {
+            what: format!("listing the Marathon pods of {cluster}"),
+            source,
+        })?;
+    let ready = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let mut pods: Vec<Pod> = pods
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .collect();
+    pods.sort_by_key(|p| !ready(p));
+    Ok(pods
+        .iter()
+        .filter_map(|p| {
+            let ip = p.status.as_ref()?.pod_ip.as_ref()?;
+            Some(Server {
+                name: p.name_any(),
+                url: format!("http://{ip}:{HTTP_PORT}"),
+            })
+        })
+        .collect())
+}
+
+/// The app and, when it reports some, its deployments.
+async fn observe(marathon: &impl Marathon, id: &str) -> Result<Observed, MarathonError> {
+    let app = marathon.app(id).await?;
+    let deployments = match &app {
+        Some(a) if !a.deployments.is_empty() => marathon
+            .deployments()
+            .await?
+            .into_iter()
+            .filter(|d| a.deployments.contains(&d.id))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Observed { app, deployments })
+}
+
+/// Makes the planned write. A 409 lock and a 422 are outcomes, not errors.
+async fn apply(
+    marathon: &impl Marathon,
+    id: &str,
+    body: &serde_json::Value,
+    step: &Step,
+) -> Result<Outcome, MarathonError> {
+    let result = match step {
+        Step::Hold => return Ok(Outcome::None),
+        Step::Put { force, .. } => marathon
+            .put_app(id, body, *force)
+            .await
+            .map(Outcome::Deployed),
+        Step::RollBack { deployment, .. } => marathon
+            .roll_back(deployment)
+            .await
+            .map(Outcome::RolledBack),
+    };
+    match result {
+        Err(MarathonError::Locked { deployments }) => Ok(Outcome::Locked(deployments)),
+        Err(e @ MarathonError::Invalid { .. }) => Ok(Outcome::Rejected(e.to_string())),
+        other => other,
+    }
+}
+
+/// One Event per write (or refusal), saying what and why.
+async fn announce(app: &MarathonApp, ctx: &Context, id: &str, step: &Step, outcome: &Outcome) {
+    let (type_, reason, note) = match (step, outcome) {
+        (Step::Put { why, .. }, Outcome::Deployed(d)) => match why {
+            Why::Create => (
+                EventType::Normal,
+                "Created",
+                format!(
+                    "Created Marathon app {id} (deployment {}).",
+                    d.deployment_id
+                ),
+            ),
+            Why::Update => (
+                EventType::Normal,
+                "Updated",
+                format!(
+                    "Updated Marathon app {id} (deployment {}).",
+                    d.deployment_id
+                ),
+            ),
+            Why::Restore(diff) => (
+                EventType::Warning,
+                "DriftCorrected",
+                format!(
+                    "Marathon app {id} was changed outside the operator and is restored: {}.",
+                    diff.join("; ")
+                ),
+            ),
+            Why::Recreate => (
+                EventType::Warning,
+                "Recreated",
+                format!("Marathon app {id} was deleted outside the operator and is recreated."),
+            ),
+        },
+        (_, Outcome::Rejected(message)) => (
+            EventType::Warning,
+            "Invalid",
+            format!("Marathon rejected app {id}: {message}"),
+        ),
+        (Step::RollBack { deployment, .. }, Outcome::RolledBack(d)) => (
+            EventType::Warning,
+            "DeploymentTimedOut",
+            format!(
+                "Deployment {deployment} of {id} timed out; rolled back by deployment {}.",
+                d.deployment_id
+            ),
+        ),
+        _ => return,
+    };
+    publish(app, ctx, type_, reason, note).await;
+}
+
+async fn publish(app: &MarathonApp, ctx: &Context, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
+        tracing::warn!(error = %e, "could not publish event");
+    }
+}
+
+/// Merges `conditions` into the status, mirrors what Marathon reported (`observed`: `None` when
+/// Marathon was not asked, `Some(None)` when the app is absent) and writes only if it changed.
+async fn write_status(
+    app: &MarathonApp,
+    ctx: &Context,
+    conditions: &[Desired],
+    observed: Option<Option<&AppInfo>>,
+    bookkeeping: Option<MarathonAppStatus>,
+) -> Result<(), ReconcileError> {
+    let old = app.status.clone().unwrap_or_default();
+    let generation = app.meta().generation;
+    let now = Timestamp::now();
+    let mut next = match observed {
+        None => old.clone(),
+        Some(info) => mirror(info),
+    };
+    if let Some(b) = bookkeeping {
+        next.applied_generation = b.applied_generation;
+        next.rolled_back_generation = b.rolled_back_generation;
+        next.deployment_id = b.deployment_id;
+    } else {
+        next.applied_generation = old.applied_generation;
+        next.rolled_back_generation = old.rolled_back_generation;
+    }
+    next.observed_generation = generation;
+    next.conditions = conditions.iter().fold(old.conditions.clone(), |cs, want| {
+        merge(&cs, want, generation, now)
+    });
+    ctx.marathon
+        .record(&app_key(app), metrics::state_of(&next.conditions));
+    if next != old {
+        status::apply(app, &next, &ctx.client).await?;
+    }
+    Ok(())
+}
+
+/// The status fields that mirror Marathon's view of the app.
+fn mirror(info: Option<&AppInfo>) -> MarathonAppStatus {
+    let Some(a) = info else {
+        return MarathonAppStatus::default();
+    };
+    MarathonAppStatus {
+        version: a.version.clone(),
+        tasks_running: Some(a.tasks_running),
+        tasks_staged: Some(a.tasks_staged),
+        tasks_healthy: Some(a.tasks_healthy),
+        tasks_unhealthy: Some(a.tasks_unhealthy),
+        last_task_failure: a.last_task_failure.clone(),
+        ..MarathonAppStatus::default()
+    }
+}
+
+fn app_key(app: &MarathonApp) -> String {
+    format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
+}
+
+async fn ensure_finalizer(app: &MarathonApp, ctx: &Context) -> Result<(), ReconcileError> {
+    if app.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let mut finalizers = app.finalizers().to_vec();
+    finalizers.push(FINALIZER.into());
+    patch_finalizers(app, ctx, finalizers).await
+}
+
+/// Replaces the finalizer list, guarded by the resourceVersion the decision was made on.
+async fn patch_finalizers(
+    app: &MarathonApp,
+    ctx: &Context,
+    finalizers: Vec<String>,
+) -> Result<(), ReconcileError> {
+    let namespace = app
+        .namespace()
+        .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
+    let api: Api<MarathonApp> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = serde_json::json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": app.resource_version(),
+    }});
+    api.patch(
+        &app.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(|source| ReconcileError::Kube {
+        what: "patching finalizers".into(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Deletion: remove the app from Marathon (policy `Delete`) or leave it (`Orphan`), then the
+/// finalizer. A cluster that is gone, or a Marathon unreachable for [`DELETE_GIVE_UP`], does not
+/// hold the resource forever: it goes with a Warning Event.
+async fn finalize(app: &MarathonApp, ctx: &Context) -> Result<Action, ReconcileError> {
+    if !app.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let namespace = app
+        .namespace()
+        .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
+    let id = app_id(app.spec.app.id.as_deref(), &namespace, &app.name_any());
+    let (type_, reason, note) = match app.spec.deletion_policy {
+        DeletionPolicy::Orphan => (
+            EventType::Normal,
+            "Orphaned",
+            format!("Marathon app {id} is left running (deletionPolicy Orphan)."),
+        ),
+        DeletionPolicy::Delete => match delete_in_marathon(app, ctx, &namespace, &id).await {
+            Ok(note) => (EventType::Normal, "Deleted", note),
+            Err(Gone::Cluster) => (
+                EventType::Warning,
+                "ClusterGone",
+                format!(
+                    "MesosCluster {} no longer exists; Marathon app {id} could not be deleted.",
+                    app.spec.cluster_ref.name
+                ),
+            ),
+            Err(Gone::Unreachable(e)) => {
+                let waited = app
+                    .meta()
+                    .deletion_timestamp
+                    .as_ref()
+                    .and_then(|t| Timestamp::now().duration_since(t.0).try_into().ok())
+                    .unwrap_or(Duration::ZERO);
+                if waited < DELETE_GIVE_UP {
+                    return Err(e);
+                }
+                (
+                    EventType::Warning,
+                    "DeleteAbandoned",
+                    format!(
+                        "Marathon app {id} could not be deleted for {DELETE_GIVE_UP:?} ({e}); the resource goes, the app may remain."
+                    ),
+                )
+            }
+        },
+    };
+    publish(app, ctx, type_, reason, note).await;
+    let rest: Vec<String> = app
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    patch_finalizers(app, ctx, rest).await?;
+    ctx.marathon.forget(&app_key(app));
+    Ok(Action::await_change())
+}
+
+/// Why an app could not be deleted in Marathon.
+enum Gone {
+    Cluster,
+    Unreachable(ReconcileError),
+}
+
+async fn delete_in_marathon(
+    app: &MarathonApp,
+    ctx: &Context,
+    namespace: &str,
+    id: &str,
+) -> Result<String, Gone> {
+    let cluster = &app.spec.cluster_ref.name;
+    let clusters: Api<MesosCluster> = Api::namespaced(ctx.client.clone(), namespace);
+    match clusters.get_opt(cluster).await {
+        Ok(None) => return Err(Gone::Cluster),
+        Ok(Some(_)) => {}
+        Err(source) => {
+            return Err(Gone::Unreachable(ReconcileError::Kube {
+                what: format!("reading MesosCluster {cluster}"),
+                source,
+            }));
+        }
+    }
+    let servers = marathon_servers(ctx, namespace, cluster)
+        .await
+        .map_err(Gone::Unreachable)?;
+    let marathon = HttpMarathon::new(
+        ctx.http.clone(),
+        servers,
+        Limits::default(),
+        ctx.marathon.calls.clone(),
+    )
+    .discover_leader()
+    .await;
+    match marathon.delete_app(id).await {
+        Ok(Some(d)) => Ok(format!(
+            "Deleted Marathon app {id} (deployment {}).",
+            d.deployment_id
+        )),
+        Ok(None) => Ok(format!("Marathon app {id} was already gone.")),
+        Err(e) => Err(Gone::Unreachable(e.into())),
+    }
+}
+
+/// `30s`, `10m`, `1h30m`, `500ms` (the CRD's duration pattern).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, len) = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+            .into_iter()
+            .find(|(u, _)| rest.starts_with(u))
+            .map(|(u, ms)| (ms, u.len()))?;
+        total += Duration::from_millis(n.checked_mul(unit)?);
+        rest = &rest[len..];
+    }
+    (!s.is_empty()).then_some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let table = [
+            ("10m", Some(600)),
+            ("1h30m", Some(5400)),
+            ("45s", Some(45)),
+            ("", None),
+            ("10", None),
+            ("5d", None),
+        ];
+        for (s, secs) in table {
+            assert_eq!(parse_duration(s), secs.map(Duration::from_secs), "{s}");
+        }
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+    }
+}

@@ -29,6 +29,8 @@ pub enum ReconcileError {
     Kube { what: String, source: kube::Error },
     #[error(transparent)]
     Marathon(#[from] crate::marathon::MarathonError),
+    #[error(transparent)]
+    AgentPool(#[from] super::agent_pool::apply::AgentPoolError),
 }
 
 impl ReconcileError {
@@ -43,6 +45,7 @@ impl ReconcileError {
             ReconcileError::Apply(e) => e.category(),
             ReconcileError::Kube { .. } => "kube",
             ReconcileError::Marathon(e) => e.category(),
+            ReconcileError::AgentPool(e) => e.category(),
         }
     }
 

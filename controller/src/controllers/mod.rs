@@ -5,6 +5,7 @@
 //! member work arrives per kind in later modules.
 
 pub mod accept;
+pub mod agent_pool;
 pub mod cluster;
 pub mod conditions;
 pub mod error;
@@ -43,6 +44,8 @@ pub struct Context {
     pub http: reqwest::Client,
     pub metrics: Metrics,
     pub recorder: Recorder,
+    /// The MesosAgentPool controller's own metric families.
+    pub agent_pools: agent_pool::PoolMetrics,
     /// The MarathonApp controller's Marathon call metrics and app states.
     pub marathon: marathon_app::Shared,
     /// Consecutive failures per object, for exponential back-off; cleared on success.
@@ -52,6 +55,8 @@ pub struct Context {
 impl Context {
     pub fn new(client: Client, metrics: Metrics, reporter: Reporter) -> Self {
         let recorder = Recorder::new(client.clone(), reporter);
+        let agent_pools = agent_pool::PoolMetrics::register(metrics.registry())
+            .expect("agent pool metric names are registered once");
         let marathon = marathon_app::Shared::new(metrics.registry());
         Self {
             client,
@@ -59,6 +64,7 @@ impl Context {
             metrics,
             recorder,
             marathon,
+            agent_pools,
             failures: Mutex::default(),
         }
     }
@@ -149,7 +155,7 @@ managed!(
     "mesosagentpool",
     true,
     validation::agent_pool,
-    accept::reconcile,
+    agent_pool::reconcile,
     |s| s.phase.as_deref()
 );
 managed!(

@@ -202,6 +202,37 @@ pub struct MesosAgentPoolStatus {
     /// Agents registered with the leading master.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered: Option<i32>,
+    /// The flags every agent runs with, apart from its own `--hostname`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<String>,
+    /// One row per agent, in ordinal order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<AgentStatus>,
+}
+
+/// One agent as its Pod and the leading master see it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentStatus {
+    /// The Pod (also the agent's host name under the pool's Service).
+    pub pod: String,
+    /// The id the master gave the agent; a new id after a drain and checkpoint removal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Registered with the leading master.
+    pub registered: bool,
+    /// Registered, connected and not deactivated: offered to frameworks.
+    pub active: bool,
+    /// The master's drain state (DRAINING or DRAINED), if the agent is being drained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draining: Option<String>,
+    /// Hash of the agent info (resources and attributes) its Pod runs with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources_hash: Option<String>,
+    /// The identity epoch of the agent's checkpoint: a new key makes the Pod's init container
+    /// remove `meta/slaves/latest`, so the agent registers anew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_key: Option<String>,
 }
 
 fn default_replicas() -> i32 {

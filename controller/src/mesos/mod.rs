@@ -2,6 +2,8 @@
 //! A key the master did not report (Mesos drops keys that time out) counts as "no": a master is
 //! never taken for recovered or elected on missing evidence.
 
+pub mod operator_api;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

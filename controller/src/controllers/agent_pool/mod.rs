@@ -1,0 +1,250 @@
+//! The MesosAgentPool reconciler: validate → observe → plan → apply → status.
+//!
+//! Agents are Pods the operator creates one by one (no StatefulSet), each with one claim per
+//! disk and per mount volume. A change of an agent's resources or attributes is never a plain
+//! restart (Mesos refuses it: "Incompatible agent info"): the agent is drained through the
+//! master's operator API and comes back without its checkpoint as a new agent, or, for growth
+//! under `policy: Additive`, restarts with `--reconfiguration_policy=additive` and keeps its id.
+//! See docs/agent-pools.md.
+
+pub mod agent;
+pub mod apply;
+pub mod metrics;
+pub mod observe;
+pub mod plan;
+pub mod status;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+
+use super::cluster::member::{LABEL_CLUSTER, LABEL_ROLE, Role, azure_storage_class};
+use super::cluster::{masters, observe::ordinal, zookeeper};
+use super::conditions::{self, ACCEPTED};
+use super::error::ReconcileError;
+use super::{Context, FIELD_MANAGER, Managed, accept};
+use crate::crd::agent_pool::{AgentStatus, ReconfigurationPolicy};
+use crate::crd::storage::CachingMode;
+use crate::crd::{MesosAgentPool, MesosCluster};
+use crate::mesos::operator_api::{self, Agent, OperatorApi, OperatorApiError};
+use agent::AgentInfo;
+use apply::AgentPoolError;
+use plan::{MasterState, Plan, Verdict};
+
+pub use metrics::PoolMetrics;
+
+/// How often a settled pool is looked at again, and how soon during a change.
+const SETTLED: Duration = Duration::from_secs(30);
+const CHANGING: Duration = Duration::from_secs(2);
+
+pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, ReconcileError> {
+    if pool.validate().is_err() {
+        return accept::reconcile(pool, ctx).await;
+    }
+    if conditions::find(pool.conditions(), ACCEPTED).is_none_or(|c| c.status != "True") {
+        accept::publish(pool, ctx, &accept::verdict(pool).0).await;
+    }
+    let ns = pool
+        .namespace()
+        .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
+    shared_objects(pool, ctx, &ns).await?;
+
+    // Observe: our Pods and claims, the cluster's ZooKeeper servers and masters, the leader.
+    let mine = ListParams::default().labels(&format!("{}={}", agent::LABEL_POOL, pool.name_any()));
+    let pods = list::<Pod>(ctx, &ns, &mine).await?;
+    let claims = list::<PersistentVolumeClaim>(ctx, &ns, &mine).await?;
+    let cluster = Api::<MesosCluster>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&pool.spec.cluster_ref.name)
+        .await
+        .map_err(kube("reading the MesosCluster"))?;
+    let members = |role: Role| {
+        ListParams::default().labels(&format!(
+            "{LABEL_CLUSTER}={},{LABEL_ROLE}={}",
+            pool.spec.cluster_ref.name,
+            role.label()
+        ))
+    };
+    let mut zk: Vec<u32> = list::<Pod>(ctx, &ns, &members(Role::ZooKeeper))
+        .await?
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| ordinal(&p.name_any()))
+        .collect();
+    zk.sort_unstable();
+    let master_addrs: Vec<String> = list::<Pod>(ctx, &ns, &members(Role::Master))
+        .await?
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .map(|ip| format!("{ip}:{}", masters::PORT))
+        .collect();
+    let (leader, registrations) = match ask_leader(ctx, &master_addrs).await {
+        Ok((leader, agents)) => (Ok(leader), agents),
+        Err(e) => (Err(e.to_string()), Vec::new()),
+    };
+    let observed = observe::observed(pool, &pods, &claims, &registrations);
+
+    // Plan.
+    let info = AgentInfo::of(pool);
+    let zk_connect = cluster
+        .as_ref()
+        .map(|mc| zookeeper::connect_string(mc, &zk))
+        .unwrap_or_default();
+    let flags = agent::flags(pool, &info, &zk_connect);
+    let desired = plan::Desired {
+        replicas: u32::try_from(pool.spec.replicas).unwrap_or(0),
+        info: info.clone(),
+        pod_hash: agent::pod_hash(pool, &flags),
+        additive: pool.spec.reconfiguration.policy == ReconfigurationPolicy::Additive,
+        max_unavailable: u32::try_from(pool.spec.reconfiguration.max_unavailable).unwrap_or(1),
+    };
+    let plan = if cluster.is_none() || zk.is_empty() {
+        Plan {
+            steps: Vec::new(),
+            verdict: Verdict::Progressing {
+                reason: "WaitingForCluster",
+                message: format!(
+                    "MesosCluster {} does not exist or has no ZooKeeper server yet.",
+                    pool.spec.cluster_ref.name
+                ),
+            },
+        }
+    } else {
+        let state = if leader.is_ok() {
+            MasterState::Reachable
+        } else {
+            MasterState::Unreachable
+        };
+        let incarnation = chrono::Utc::now().timestamp_millis().to_string();
+        plan::plan(&desired, &observed, state, &incarnation)
+    };
+
+    // Status first: a Replace step's checkpoint key is durable before its Pod goes.
+    let rows = status::ledger(pool, &observed, &plan.steps, &info.hash());
+    count_reregistrations(ctx, pool, &rows);
+    ctx.agent_pools
+        .agents(&ns, &pool.name_any(), &status::counts(&rows));
+    let view = status::view(
+        pool,
+        &plan.verdict,
+        rows,
+        flags,
+        leader.as_ref().err().cloned(),
+        Timestamp::now(),
+    );
+    if !view.matches(pool) {
+        super::status::apply(pool, &view, &ctx.client).await?;
+    }
+
+    let leader = leader.ok();
+    let target = apply::Target {
+        info: &info,
+        zk_connect: &zk_connect,
+        leader: leader.as_deref(),
+    };
+    apply::execute(ctx, pool, &plan.steps, &target).await?;
+    Ok(Action::requeue(
+        if plan.verdict == Verdict::Done && leader.is_some() {
+            SETTLED
+        } else {
+            CHANGING
+        },
+    ))
+}
+
+/// The leading master's address and its registered agents.
+async fn ask_leader(
+    ctx: &Context,
+    addrs: &[String],
+) -> Result<(String, Vec<Agent>), OperatorApiError> {
+    let leader = operator_api::leader(&ctx.http, addrs).await?;
+    let agents = OperatorApi::new(&ctx.http, leader.clone())
+        .get_agents()
+        .await?;
+    Ok((leader, agents))
+}
+
+/// Counts agents seen registered again: under a new id, or active again under the same one.
+fn count_reregistrations(ctx: &Context, pool: &MesosAgentPool, rows: &[AgentStatus]) {
+    let before: BTreeMap<&str, &AgentStatus> = pool
+        .status
+        .iter()
+        .flat_map(|s| &s.agents)
+        .map(|r| (r.pod.as_str(), r))
+        .collect();
+    let ns = pool.namespace().unwrap_or_default();
+    for row in rows {
+        let Some(old) = before.get(row.pod.as_str()) else {
+            continue;
+        };
+        match (&old.agent_id, &row.agent_id) {
+            (Some(a), Some(b)) if a != b => {
+                ctx.agent_pools.reregistered(&ns, &pool.name_any(), false)
+            }
+            (Some(a), Some(b)) if a == b && !old.active && row.active => {
+                ctx.agent_pools.reregistered(&ns, &pool.name_any(), true)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The pool's Service and, unless overridden, the Azure premium StorageClasses its claims name.
+async fn shared_objects(
+    pool: &MesosAgentPool,
+    ctx: &Context,
+    ns: &str,
+) -> Result<(), ReconcileError> {
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    server_side_apply(&services, &agent::service(pool)).await?;
+    if pool.spec.storage_class_name.is_none() {
+        let classes: Api<StorageClass> = Api::all(ctx.client.clone());
+        for mode in [
+            CachingMode::None,
+            CachingMode::ReadOnly,
+            CachingMode::ReadWrite,
+        ] {
+            server_side_apply(&classes, &azure_storage_class(mode)).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn server_side_apply<K>(api: &Api<K>, obj: &K) -> Result<(), ReconcileError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let name = obj.name_any();
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+    .map(drop)
+    .map_err(kube(&format!("applying {name}")))
+}
+
+async fn list<K>(ctx: &Context, ns: &str, lp: &ListParams) -> Result<Vec<K>, ReconcileError>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Api::<K>::namespaced(ctx.client.clone(), ns)
+        .list(lp)
+        .await
+        .map(|l| l.items)
+        .map_err(kube(&format!("listing {}", K::plural(&()))))
+}
+
+fn kube(what: &str) -> impl FnOnce(kube::Error) -> ReconcileError {
+    let what = what.to_string();
+    move |source| AgentPoolError::Kube { what, source }.into()
+}

@@ -1,0 +1,204 @@
+//! The observe stage: the pool's Pods and claims, the referenced cluster's ZooKeeper servers
+//! and masters, and what the leading master says about each agent.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::ResourceExt;
+
+use super::agent::{
+    self, ANNOTATION_AGENT_INFO, ANNOTATION_CHECKPOINT_KEY, ANNOTATION_POD_HASH, AgentInfo,
+};
+use super::plan::{MasterView, Observed, PodView};
+use crate::controllers::cluster::member::LABEL_MEMBER;
+use crate::controllers::cluster::observe::ordinal;
+use crate::crd::MesosAgentPool;
+use crate::mesos::operator_api::Agent;
+
+/// The agent container's name in the Pod.
+const CONTAINER: &str = "mesos-agent";
+
+/// The ordinal of an agent object from its member label: `<pool>-agent-<n>`.
+fn member_ordinal(pool: &MesosAgentPool, labels: &BTreeMap<String, String>) -> Option<u32> {
+    let member = labels.get(LABEL_MEMBER)?;
+    member
+        .strip_prefix(&format!("{}-", agent::service_name(pool)))
+        .and_then(|_| ordinal(member))
+}
+
+/// How a Pod looks to the planner.
+pub fn pod_view(pod: &Pod) -> PodView {
+    let annotations = pod.annotations();
+    let text = |k: &str| annotations.get(k).cloned().unwrap_or_default();
+    let status = pod.status.as_ref();
+    let container = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.name == CONTAINER));
+    PodView {
+        info: annotations
+            .get(ANNOTATION_AGENT_INFO)
+            .and_then(|j| serde_json::from_str::<AgentInfo>(j).ok()),
+        pod_hash: text(ANNOTATION_POD_HASH),
+        checkpoint_key: text(ANNOTATION_CHECKPOINT_KEY),
+        terminating: pod.metadata.deletion_timestamp.is_some(),
+        ready: container.is_some_and(|c| c.ready),
+        crash: container.and_then(crash),
+    }
+}
+
+/// The container is down after crashing: the last termination message, or the waiting reason.
+fn crash(c: &k8s_openapi::api::core::v1::ContainerStatus) -> Option<String> {
+    let state = c.state.as_ref()?;
+    let down = state
+        .waiting
+        .as_ref()
+        .is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"))
+        || state.terminated.as_ref().is_some_and(|t| t.exit_code != 0);
+    if !down || c.restart_count == 0 && state.terminated.is_none() {
+        return None;
+    }
+    let terminated = state
+        .terminated
+        .as_ref()
+        .or(c.last_state.as_ref().and_then(|l| l.terminated.as_ref()));
+    Some(match terminated {
+        Some(t) => match t.message.as_deref().filter(|m| !m.is_empty()) {
+            Some(m) => m.to_string(),
+            None => format!("exit code {}", t.exit_code),
+        },
+        None => "CrashLoopBackOff".to_string(),
+    })
+}
+
+/// The newest registration under each host name, and the older ones it superseded (only once
+/// the newest is active: an old registration is never given up before its successor serves).
+pub fn by_hostname(agents: &[Agent]) -> BTreeMap<String, (MasterView, Vec<String>)> {
+    let mut groups: BTreeMap<&str, Vec<&Agent>> = BTreeMap::new();
+    for a in agents {
+        groups.entry(a.hostname.as_str()).or_default().push(a);
+    }
+    groups
+        .into_iter()
+        .filter_map(|(host, mut list)| {
+            list.sort_by_key(|a| a.registered_time_ns);
+            let newest = list.pop()?;
+            let stale = if newest.active {
+                list.iter().map(|a| a.id.clone()).collect()
+            } else {
+                Vec::new()
+            };
+            let view = MasterView {
+                agent_id: newest.id.clone(),
+                active: newest.active,
+                drain: newest.drain,
+            };
+            Some((host.to_string(), (view, stale)))
+        })
+        .collect()
+}
+
+/// Every ordinal the pool has anything of, plus `1..=replicas`.
+pub fn observed(
+    pool: &MesosAgentPool,
+    pods: &[Pod],
+    claims: &[PersistentVolumeClaim],
+    agents: &[Agent],
+) -> BTreeMap<u32, Observed> {
+    let replicas = u32::try_from(pool.spec.replicas).unwrap_or(0);
+    let mut out: BTreeMap<u32, Observed> =
+        (1..=replicas).map(|o| (o, Observed::default())).collect();
+    for pod in pods {
+        if let Some(o) = member_ordinal(pool, pod.labels()) {
+            out.entry(o).or_default().pod = Some(pod_view(pod));
+        }
+    }
+    for claim in claims {
+        if let Some(o) = member_ordinal(pool, claim.labels()) {
+            out.entry(o).or_default().has_claims = true;
+        }
+    }
+    for row in pool.status.iter().flat_map(|s| &s.agents) {
+        let ledger = row.checkpoint_key.clone().zip(row.resources_hash.clone());
+        if let (Some(o), Some(ledger)) = (ordinal(&row.pod), ledger) {
+            out.entry(o).or_default().ledger = Some(ledger);
+        }
+    }
+    // Registrations of agents whose objects are gone (an interrupted scale-down) count too.
+    for (host, (view, stale)) in by_hostname(agents) {
+        if let Some(o) = host_ordinal(pool, &host) {
+            let entry = out.entry(o).or_default();
+            entry.master = Some(view);
+            entry.stale_ids = stale;
+        }
+    }
+    out
+}
+
+/// The ordinal of one of the pool's agents from the host name it registered with.
+fn host_ordinal(pool: &MesosAgentPool, host: &str) -> Option<u32> {
+    let o = ordinal(host.split('.').next()?)?;
+    (agent::fqdn(pool, o) == host).then_some(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesos::operator_api::DrainState;
+
+    fn agent(id: &str, host: &str, t: i64, active: bool) -> Agent {
+        Agent {
+            id: id.into(),
+            hostname: host.into(),
+            active,
+            deactivated: !active,
+            registered_time_ns: t,
+            drain: (!active).then_some(DrainState::Drained),
+            resources: Vec::new(),
+            attributes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_newest_registration_wins_and_supersedes_the_older_once_active() {
+        let agents = [
+            agent("S1", "a", 1, false),
+            agent("S4", "a", 4, true),
+            agent("S2", "b", 2, true),
+        ];
+        let hosts = by_hostname(&agents);
+        assert_eq!(hosts["a"].0.agent_id, "S4");
+        assert_eq!(hosts["a"].1, ["S1"]);
+        assert!(hosts["b"].1.is_empty());
+        let not_yet = [agent("S1", "a", 1, false), agent("S4", "a", 4, false)];
+        assert!(by_hostname(&not_yet)["a"].1.is_empty());
+    }
+
+    #[test]
+    fn a_crash_loop_carries_the_termination_message() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p-agent-1", "annotations": {"mesos.operator.dev/checkpoint-key": "k"}},
+            "status": {"containerStatuses": [{
+                "name": "mesos-agent", "ready": false, "restartCount": 3, "image": "i", "imageID": "",
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+                "lastState": {"terminated": {"exitCode": 1, "message": "Incompatible agent info detected."}}
+            }]}
+        }))
+        .unwrap();
+        let view = pod_view(&pod);
+        assert_eq!(
+            view.crash.as_deref(),
+            Some("Incompatible agent info detected.")
+        );
+        assert_eq!(view.checkpoint_key, "k");
+        assert!(view.info.is_none() && !view.ready);
+        let running: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p-agent-1"},
+            "status": {"containerStatuses": [{
+                "name": "mesos-agent", "ready": true, "restartCount": 1, "image": "i", "imageID": "",
+                "state": {"running": {}}, "lastState": {"terminated": {"exitCode": 0}}
+            }]}
+        }))
+        .unwrap();
+        assert_eq!(pod_view(&running).crash, None);
+    }
+}

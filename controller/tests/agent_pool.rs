@@ -1,0 +1,362 @@
+//! The operator runs a MesosAgentPool end to end: on a real apiserver with the node runner, a
+//! MesosCluster (1 ZooKeeper, 1 master) and a private pool of 3 agents with two mount volumes.
+//! Every assertion is on what the agents and the master report, not on what the operator
+//! believes: the MOUNT disks and their sizes, the attributes, the agent ids; then an additive
+//! change keeps every id, an attribute change drains and re-registers each agent under a new id
+//! one at a time, and a scale-down drains the removed agent and marks it gone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use e2e::process::Supervised;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use mesos_operator::controllers::cluster::masters;
+use mesos_operator::crd::{MesosAgentPool, MesosCluster};
+use mesos_operator::mesos::operator_api::{self, Agent, OperatorApi};
+use serde_json::{Value, json};
+
+mod common;
+use common::eventually;
+
+const NS: &str = "agents";
+/// P1 = 4 GiB = 4096 MB, minus the 100 MB DC/OS keeps back.
+const MOUNT_MB: f64 = 3996.0;
+
+fn operator(cp: &e2e::ControlPlane) -> Supervised {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mesos-operator"));
+    cmd.args([
+        "run",
+        "--metrics-addr",
+        &format!("127.0.0.1:{}", e2e::ports::free_port()),
+    ])
+    .env("KUBECONFIG", cp.kubeconfig())
+    .env("POD_NAMESPACE", "default")
+    .env("RUST_LOG", "info");
+    Supervised::spawn("operator", cmd, &cp.dir().join("operator.log")).expect("start the operator")
+}
+
+/// The pool once it is Ready for its current generation with `replicas` agents, each of whose
+/// own `/state` satisfies `agent`; else what it looks like.
+async fn settled(
+    client: &Client,
+    http: &reqwest::Client,
+    replicas: usize,
+    agent: impl Fn(&Value) -> bool,
+) -> Result<MesosAgentPool, String> {
+    let pool = Api::<MesosAgentPool>::namespaced(client.clone(), NS)
+        .get("private")
+        .await
+        .map_err(|e| e.to_string())?;
+    let s = pool.status.clone().unwrap_or_default();
+    let current = s.observed_generation == pool.metadata.generation;
+    let states = agent_states(client, http).await?;
+    let agents_ok = states.len() == replicas && states.values().all(agent);
+    if current && s.phase.as_deref() == Some("Ready") && s.agents.len() == replicas && agents_ok {
+        Ok(pool)
+    } else {
+        Err(format!(
+            "phase {:?}, {} agents answering (as wanted: {agents_ok}), conditions {:?}",
+            s.phase,
+            states.len(),
+            s.conditions
+        ))
+    }
+}
+
+/// The leading master's address, from the cluster's master Pods.
+async fn leader(client: &Client, http: &reqwest::Client) -> String {
+    let pods = Api::<Pod>::namespaced(client.clone(), NS)
+        .list(&ListParams::default().labels("mesos.operator.dev/role=master"))
+        .await
+        .expect("master pods");
+    let addrs: Vec<String> = pods
+        .items
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .map(|ip| format!("{ip}:{}", masters::PORT))
+        .collect();
+    operator_api::leader(http, &addrs).await.expect("a leader")
+}
+
+/// The agents the leading master lists, by host name.
+async fn registered(client: &Client, http: &reqwest::Client) -> BTreeMap<String, Vec<Agent>> {
+    let addr = leader(client, http).await;
+    let mut out: BTreeMap<String, Vec<Agent>> = BTreeMap::new();
+    for a in OperatorApi::new(http, addr)
+        .get_agents()
+        .await
+        .expect("GET_AGENTS")
+    {
+        out.entry(a.hostname.clone()).or_default().push(a);
+    }
+    out
+}
+
+/// `(root, size)` of each MOUNT disk in v1 resources.
+fn mount_disks(resources: &[Value]) -> Vec<(String, f64)> {
+    resources
+        .iter()
+        .filter(|r| r["disk"]["source"]["type"] == "MOUNT")
+        .map(|r| {
+            (
+                r["disk"]["source"]["mount"]["root"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                r["scalar"]["value"].as_f64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Each agent Pod's own `/state`, by Pod name; an agent that does not answer is an error.
+async fn agent_states(
+    client: &Client,
+    http: &reqwest::Client,
+) -> Result<BTreeMap<String, Value>, String> {
+    let pods = Api::<Pod>::namespaced(client.clone(), NS)
+        .list(&ListParams::default().labels("mesos.operator.dev/agent-pool=private"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = BTreeMap::new();
+    for p in pods.items {
+        let name = p.metadata.name.unwrap_or_default();
+        let ip = p
+            .status
+            .and_then(|s| s.pod_ip)
+            .ok_or_else(|| format!("{name} has no IP"))?;
+        let state: Value = http
+            .get(format!("http://{ip}:5051/state"))
+            .send()
+            .await
+            .map_err(|e| format!("{name}: {e}"))?
+            .json()
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        out.insert(name, state);
+    }
+    Ok(out)
+}
+
+/// Checks what every agent and the master say: `mounts` MOUNT disks of the right size at
+/// `/dcos/volume0..`, the attributes, and one registration per agent, whose id the status shows.
+/// Returns the agent ids by Pod.
+async fn check_agents(
+    client: &Client,
+    http: &reqwest::Client,
+    pool: &MesosAgentPool,
+    mounts: usize,
+    rack: &str,
+) -> BTreeMap<String, String> {
+    let want_mounts: Vec<(String, f64)> = (0..mounts)
+        .map(|n| (format!("/dcos/volume{n}"), MOUNT_MB))
+        .collect();
+    let states = agent_states(client, http)
+        .await
+        .expect("every agent answers");
+    assert_eq!(states.len(), 3);
+    let master = registered(client, http).await;
+    let mut ids = BTreeMap::new();
+    for (pod, state) in &states {
+        assert_eq!(
+            state["attributes"],
+            json!({"rack": rack, "disk": "IOPS200"}),
+            "{pod}"
+        );
+        // The agent's /state sums disks: the work-dir root disk plus every MOUNT disk.
+        let root = MOUNT_MB;
+        assert_eq!(
+            state["resources"]["disk"].as_f64(),
+            Some(root + MOUNT_MB * mounts as f64),
+            "{pod}: {}",
+            state["resources"]
+        );
+        let flags: Vec<Value> =
+            serde_json::from_str(state["flags"]["resources"].as_str().unwrap_or("[]"))
+                .expect("--resources is JSON");
+        assert_eq!(mount_disks(&flags), want_mounts, "{pod}");
+        let host = state["hostname"].as_str().unwrap_or_default();
+        let entries = &master[host];
+        assert_eq!(entries.len(), 1, "{pod}: one registration: {entries:?}");
+        let a = &entries[0];
+        assert!(a.active, "{pod}: {a:?}");
+        assert_eq!(
+            mount_disks(&a.resources),
+            want_mounts,
+            "{pod} at the master"
+        );
+        assert_eq!(state["id"].as_str(), Some(a.id.as_str()), "{pod}");
+        ids.insert(pod.clone(), a.id.clone());
+    }
+    let ledger: BTreeMap<String, String> = pool
+        .status
+        .as_ref()
+        .unwrap()
+        .agents
+        .iter()
+        .map(|r| (r.pod.clone(), r.agent_id.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        ledger, ids,
+        "the status ledger shows the master's agent ids"
+    );
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining() {
+    let (cp, runner, client) = common::cluster_env(NS).await;
+    let _operator = operator(&cp);
+    let http = reqwest::Client::new();
+
+    let clusters: Api<MesosCluster> = Api::namespaced(client.clone(), NS);
+    let mc: MesosCluster = serde_json::from_value(json!({
+        "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosCluster", "metadata": {"name": "prod"},
+        "spec": {"zookeeper": {"replicas": 1}, "masters": {"replicas": 1}, "marathon": {"replicas": 0},
+                 "placement": {"antiAffinity": "None"}, "storageClassName": "local-dir"}
+    }))
+    .unwrap();
+    clusters
+        .create(&PostParams::default(), &mc)
+        .await
+        .expect("create MesosCluster");
+
+    let pools: Api<MesosAgentPool> = Api::namespaced(client.clone(), NS);
+    let pool: MesosAgentPool = serde_json::from_value(json!({
+        "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosAgentPool", "metadata": {"name": "private"},
+        "spec": {
+            "clusterRef": {"name": "prod"}, "replicas": 3,
+            "attributes": {"rack": "r1", "disk": "IOPS200"},
+            "resources": {"cpus": 1, "memMb": 512},
+            "disks": [{"mountPath": "/var/lib/mesos/slave", "tier": "P1"},
+                      {"mountPath": "/var/log", "tier": "P1"}],
+            "mountVolumes": [{"tier": "P1", "count": 2}],
+            "storageClassName": "local-dir",
+            "reconfiguration": {"policy": "Additive", "maxUnavailable": 1}
+        }
+    }))
+    .unwrap();
+    pools
+        .create(&PostParams::default(), &pool)
+        .await
+        .expect("create MesosAgentPool");
+
+    let started = Instant::now();
+    let pool = eventually("3 agents registered", Duration::from_secs(240), || {
+        settled(&client, &http, 3, |_| true)
+    })
+    .await;
+    eprintln!("3 agents registered after {:?}", started.elapsed());
+    let flags = &pool.status.as_ref().unwrap().flags;
+    assert!(
+        flags.iter().any(|f| f.starts_with("--master=zk://")),
+        "{flags:?}"
+    );
+    let first = check_agents(&client, &http, &pool, 2, "r1").await;
+
+    // Additive: a third mount volume; every agent keeps its id and gains the disk.
+    pools
+        .patch(
+            "private",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"mountVolumes": [{"tier": "P1", "count": 3}]}})),
+        )
+        .await
+        .expect("add a mount volume");
+    let started = Instant::now();
+    let pool = eventually(
+        "every agent with 3 MOUNT disks",
+        Duration::from_secs(240),
+        || {
+            settled(&client, &http, 3, |s| {
+                s["resources"]["disk"].as_f64() == Some(MOUNT_MB * 4.0)
+            })
+        },
+    )
+    .await;
+    eprintln!("additive change applied in {:?}", started.elapsed());
+    let second = check_agents(&client, &http, &pool, 3, "r1").await;
+    assert_eq!(second, first, "an additive change keeps every agent id");
+
+    // Drain: an attribute change. One agent at a time, each under a new id.
+    pools
+        .patch(
+            "private",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"attributes": {"rack": "r2", "disk": "IOPS200"}}})),
+        )
+        .await
+        .expect("change an attribute");
+    let started = Instant::now();
+    let most_down = AtomicUsize::new(0);
+    let (c, h, md) = (&client, &http, &most_down);
+    let pool = eventually(
+        "every agent re-registered with rack r2",
+        Duration::from_secs(300),
+        move || async move {
+            // Agents without an active registration count as down.
+            let master = registered(c, h).await;
+            let up = master
+                .values()
+                .filter(|v| v.iter().any(|a| a.active))
+                .count();
+            md.fetch_max(3usize.saturating_sub(up), Ordering::SeqCst);
+            settled(c, h, 3, |s| s["attributes"]["rack"] == "r2")
+                .await
+                .map_err(|e| format!("{e}; {up} agents up"))
+        },
+    )
+    .await;
+    eprintln!("drain reconfiguration done in {:?}", started.elapsed());
+    let most_down = most_down.load(Ordering::SeqCst);
+    assert!(
+        most_down <= 1,
+        "maxUnavailable 1, but {most_down} agents were down at once"
+    );
+    let third = eventually(
+        "old registrations marked gone",
+        Duration::from_secs(60),
+        || async {
+            let master = registered(&client, &http).await;
+            if master.values().all(|v| v.len() == 1) {
+                Ok(check_agents(&client, &http, &pool, 3, "r2").await)
+            } else {
+                Err(format!("{master:?}"))
+            }
+        },
+    )
+    .await;
+    let before: BTreeSet<&String> = second.values().collect();
+    for (pod, id) in &third {
+        assert!(
+            !before.contains(id),
+            "{pod} kept its id {id} through a drain"
+        );
+    }
+
+    // Scale down: the removed agent is drained, marked gone, and its objects deleted.
+    pools
+        .patch(
+            "private",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .expect("scale down");
+    let removed_host = "private-agent-3.private-agent.agents.svc.cluster.local";
+    eventually("agent 3 removed", Duration::from_secs(120), || async {
+        settled(&client, &http, 2, |_| true).await?;
+        let master = registered(&client, &http).await;
+        if master.contains_key(removed_host) {
+            Err(format!("the master still knows {removed_host}"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    runner.shutdown().await;
+}

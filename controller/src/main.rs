@@ -86,6 +86,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => {
             telemetry::init(args.log_format);
+            // Crash at the step boundaries named in FAILPOINTS, for tests (docs/testing.md).
+            let _failpoints = std::env::var_os("FAILPOINTS").map(|_| fail::FailScenario::setup());
             tokio::runtime::Runtime::new()
                 .context("starting the async runtime")
                 .and_then(|rt| rt.block_on(run(args)))

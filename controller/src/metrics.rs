@@ -16,6 +16,13 @@ pub struct Metrics {
     duration: HistogramVec,
     /// `mesos_operator_spec_verdicts_total{controller, verdict}`: Accepted or Invalid outcomes of validation.
     verdicts: IntCounterVec,
+    /// `mesos_operator_operations_total{role, kind, outcome}`: MesosCluster operations started,
+    /// completed or abandoned.
+    operations: IntCounterVec,
+    /// `mesos_operator_operation_duration_seconds{role, kind}`: start to completion.
+    operation_duration: HistogramVec,
+    /// `mesos_operator_operation_waits_total{reason}`: reconcile passes that waited on a gate.
+    waits: IntCounterVec,
 }
 
 impl Metrics {
@@ -54,11 +61,41 @@ impl Metrics {
             &["controller", "verdict"],
         )
         .expect("valid metric");
+        let operations = IntCounterVec::new(
+            Opts::new(
+                "operations_total",
+                "MesosCluster operations by role, kind and outcome (started, completed, abandoned).",
+            ),
+            &["role", "kind", "outcome"],
+        )
+        .expect("valid metric");
+        let operation_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "operation_duration_seconds",
+                "Time from the start of a MesosCluster operation to its completion.",
+            )
+            .buckets(vec![
+                5.0, 10.0, 20.0, 40.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+            ]),
+            &["role", "kind"],
+        )
+        .expect("valid metric");
+        let waits = IntCounterVec::new(
+            Opts::new(
+                "operation_waits_total",
+                "Reconcile passes that waited on a member before the next step, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(reconciliations.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
             Box::new(duration.clone()),
             Box::new(verdicts.clone()),
+            Box::new(operations.clone()),
+            Box::new(operation_duration.clone()),
+            Box::new(waits.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -68,7 +105,28 @@ impl Metrics {
             errors,
             duration,
             verdicts,
+            operations,
+            operation_duration,
+            waits,
         }
+    }
+
+    /// Records an operation's start or end (`outcome`: started, completed, abandoned); a
+    /// completion with its duration.
+    pub fn operation(&self, role: &str, kind: &str, outcome: &str, took: Option<Duration>) {
+        self.operations
+            .with_label_values(&[role, kind, outcome])
+            .inc();
+        if let Some(took) = took {
+            self.operation_duration
+                .with_label_values(&[role, kind])
+                .observe(took.as_secs_f64());
+        }
+    }
+
+    /// Records a pass that waited on a gate (the `Progressing` reason).
+    pub fn waited(&self, reason: &str) {
+        self.waits.with_label_values(&[reason]).inc();
     }
 
     /// Records one reconcile run.
@@ -120,6 +178,8 @@ mod tests {
         m.reconciled("mesoscluster", Duration::from_millis(30));
         m.failed("mesoscluster", "kube");
         m.verdict("marathonapp", "Invalid");
+        m.operation("master", "Grow", "completed", Some(Duration::from_secs(15)));
+        m.waited("WaitingForCatchUp");
         let text = m.render();
         assert!(
             text.contains(r#"mesos_operator_reconciliations_total{controller="mesoscluster"} 1"#),
@@ -132,5 +192,14 @@ mod tests {
             r#"mesos_operator_spec_verdicts_total{controller="marathonapp",verdict="Invalid"} 1"#
         ));
         assert!(text.contains(r#"mesos_operator_reconcile_duration_seconds_bucket{controller="mesoscluster",le="0.05"} 1"#));
+        assert!(text.contains(
+            r#"mesos_operator_operations_total{kind="Grow",outcome="completed",role="master"} 1"#
+        ));
+        assert!(text.contains(
+            r#"mesos_operator_operation_duration_seconds_bucket{kind="Grow",role="master",le="20"} 1"#
+        ));
+        assert!(
+            text.contains(r#"mesos_operator_operation_waits_total{reason="WaitingForCatchUp"} 1"#)
+        );
     }
 }

@@ -286,6 +286,11 @@ impl Drop for ControlPlane {
         // The apiserver hangs on TERM once etcd is gone, so it goes first.
         self.apiserver.stop(Duration::from_secs(5));
         self.etcd.stop(Duration::from_secs(5));
+        if std::thread::panicking() {
+            // A failing test: keep the logs to read.
+            eprintln!("control plane logs kept in {}", self.dir.display());
+            return;
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!(dir = %self.dir.display(), error = %e, "removing the control plane directory");
         }

@@ -166,7 +166,8 @@ pub struct Member<C> {
     pub name: String,
     /// The `<n>` of the name; never reused, and a ZooKeeper server's `myid`.
     pub ordinal: u32,
-    /// The PVC holding the replicated log / data directory exists (also while terminating).
+    /// The PVC holding the replicated log / data directory exists and is not being deleted (a
+    /// claim being deleted is data on its way out: the member is fenced, never restarted on it).
     pub volume: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<Pod<C>>,

@@ -387,6 +387,11 @@ impl NodeRunner {
 
 impl Drop for NodeRunner {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // A failing test: keep the pods' logs and volumes to read.
+            self.dir.disable_cleanup(true);
+            eprintln!("node runner files kept in {}", self.dir.path().display());
+        }
         for t in &self.tasks {
             t.abort();
         }

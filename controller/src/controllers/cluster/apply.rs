@@ -28,6 +28,20 @@ pub enum Step {
     DeleteClaim(String),
 }
 
+impl Step {
+    /// The failpoint in front of this step (see `execute`).
+    pub fn failpoint(&self) -> &'static str {
+        match self {
+            Step::PersistOperation(_) => "mesoscluster/persist-operation",
+            Step::PersistTombstone { .. } => "mesoscluster/persist-tombstone",
+            Step::CreateClaim(_) => "mesoscluster/create-claim",
+            Step::CreatePod(_) => "mesoscluster/create-pod",
+            Step::DeletePod(_) => "mesoscluster/delete-pod",
+            Step::DeleteClaim(_) => "mesoscluster/delete-claim",
+        }
+    }
+}
+
 /// The steps of `decision`, given what is `observed`. `incarnation` names the start of any Pod
 /// created. Waiting, blocked and done decisions have none.
 pub fn steps(

@@ -1,6 +1,10 @@
 //! Carries out the apply stage's steps against the API server. Every step is idempotent (an
 //! object that already exists, or is already gone, is success) so a step repeated after an
 //! operator restart does no harm.
+//!
+//! A failpoint sits before every step and after the last one (`mesoscluster/<step>` and
+//! `mesoscluster/steps-done`): with `FAILPOINTS=mesoscluster/create-pod=return` in its
+//! environment the operator exits there, as a crash would (tests only; docs/testing.md).
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
@@ -40,6 +44,7 @@ pub async fn execute(client: &Client, mc: &MesosCluster, steps: &[Step]) -> Resu
         .map(|s| s.tombstones.clone())
         .unwrap_or_default();
     for step in steps {
+        crash_point(step.failpoint())?;
         match step {
             Step::PersistOperation(op) => {
                 let patch = serde_json::json!({"status": {"operation": op}});
@@ -62,8 +67,24 @@ pub async fn execute(client: &Client, mc: &MesosCluster, steps: &[Step]) -> Resu
             Step::DeleteClaim(name) => delete(&claims, name, "claim").await?,
         }
     }
+    crash_point("mesoscluster/steps-done")
+}
+
+/// Exits the process when the failpoint `name` is configured: an operator crash between two
+/// API calls.
+fn crash_point(name: &str) -> Result<(), ApplyError> {
+    fail::fail_point!(name, |_| {
+        tracing::error!(
+            failpoint = name,
+            "failpoint reached: exiting as a crash would"
+        );
+        std::process::exit(FAILPOINT_EXIT_CODE)
+    });
     Ok(())
 }
+
+/// The exit status of a process stopped by a failpoint.
+pub const FAILPOINT_EXIT_CODE: i32 = 86;
 
 /// Merges `patch` into the cluster's status.
 async fn merge_status(

@@ -99,7 +99,7 @@ fn ensemble<C>(
         .collect();
     let volumes: BTreeSet<String> = claims
         .iter()
-        .filter(|c| ours(c.labels()))
+        .filter(|c| ours(c.labels()) && c.metadata.deletion_timestamp.is_none())
         .filter_map(|c| {
             let member = member_of(c.labels())?;
             (c.name_any() == format!("{member}-{}", data_volume(role))).then_some(member)
@@ -262,6 +262,26 @@ mod tests {
             o.zookeeper.members[0].pod.as_ref().unwrap().health,
             Health::Unknown,
             "not probed is not healthy"
+        );
+    }
+
+    #[test]
+    fn a_data_claim_being_deleted_is_no_data() {
+        let mc = test_cluster(serde_json::json!({}));
+        let pods = vec![running(masters::pod(&mc, 1, 2, &[1], "i"))];
+        let mut claims: Vec<PersistentVolumeClaim> = masters::claims(&mc, 1).into();
+        claims[0].metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-11-23T09:00:00Z".parse().unwrap(),
+            ));
+        let o = observed(&mc, &pods, &claims, &BTreeMap::new()).unwrap();
+        assert!(!o.masters.members[0].volume, "{:?}", o.masters.members[0]);
+        assert_eq!(
+            observed(&mc, &[], &claims, &BTreeMap::new())
+                .unwrap()
+                .masters
+                .members,
+            []
         );
     }
 

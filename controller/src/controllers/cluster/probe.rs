@@ -48,7 +48,11 @@ async fn zookeeper_health(addr: &str) -> Option<Health> {
     match crate::zookeeper::srvr(addr, TIMEOUT).await.ok()? {
         ServerState::Serving { mode, .. } => Some(Health::Serving {
             recovered: true,
-            leader: mode == crate::zookeeper::Mode::Leader,
+            // A standalone server (an ensemble of one) leads itself.
+            leader: matches!(
+                mode,
+                crate::zookeeper::Mode::Leader | crate::zookeeper::Mode::Standalone
+            ),
         }),
         ServerState::NotServing => Some(Health::Serving {
             recovered: false,

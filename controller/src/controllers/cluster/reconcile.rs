@@ -17,7 +17,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 
-use super::member::{LABEL_CLUSTER, LABEL_ROLE, Role, azure_storage_class};
+use super::member::{ANNOTATION_CONFIG_HASH, LABEL_CLUSTER, LABEL_ROLE, Role, azure_storage_class};
 use super::{apply, desired, disruption, execute, marathon, masters, observe, probe, zookeeper};
 use crate::controllers::conditions::{self, ACCEPTED, Desired as Want};
 use crate::controllers::error::ReconcileError;
@@ -25,7 +25,7 @@ use crate::controllers::{Context, FIELD_MANAGER, Managed, accept, status};
 use crate::crd::MesosCluster;
 use crate::crd::cluster::RoleStatus;
 use crate::crd::storage::CachingMode;
-use crate::quorum::{self, Clock, Decision, Observed};
+use crate::quorum::{self, Clock, Decision, Observed, OperationUpdate};
 
 /// How often a settled cluster is looked at again, and how soon during a change.
 const SETTLED: Duration = Duration::from_secs(30);
@@ -84,8 +84,9 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         let steps = apply::steps(mc, &decision, &observed, &incarnation);
         if !steps.is_empty() {
             execute::execute(&ctx.client, mc, &steps).await?;
-            publish(mc, ctx, &decision).await;
+            publish(mc, ctx, &decision, &observed).await;
         }
+        count(ctx, &decision, operation.as_ref(), clock.now);
         marathon_members(mc, ctx, &pods, &zk).await?;
         budgets(mc, ctx, &observed).await?;
     }
@@ -184,17 +185,35 @@ async fn marathon_members(
             }
         }
     }
-    for (ordinal, pod) in existing {
-        if ordinal > want && pod.metadata.deletion_timestamp.is_none() {
-            api.delete(&pod.name_any(), &DeleteParams::default())
-                .await
-                .map_err(|source| ReconcileError::Kube {
-                    what: format!("deleting {}", pod.name_any()),
-                    source,
-                })?;
-        }
+    let surplus = existing
+        .iter()
+        .filter(|(ordinal, pod)| **ordinal > want && pod.metadata.deletion_timestamp.is_none());
+    // One outdated server at a time (a changed ZooKeeper ensemble or image), only while every
+    // other one is ready, so Marathon stays available.
+    let settled = existing.len() == want as usize
+        && existing
+            .values()
+            .all(|p| ready(p) && p.metadata.deletion_timestamp.is_none());
+    let hash = |p: &Pod| p.annotations().get(ANNOTATION_CONFIG_HASH).cloned();
+    let outdated = existing
+        .iter()
+        .filter(|_| settled && !zk.is_empty())
+        .find(|(ordinal, pod)| hash(pod) != hash(&marathon::pod(mc, **ordinal, zk, "")))
+        .into_iter();
+    for (_, pod) in surplus.chain(outdated) {
+        api.delete(&pod.name_any(), &DeleteParams::default())
+            .await
+            .map_err(|source| ReconcileError::Kube {
+                what: format!("deleting {}", pod.name_any()),
+                source,
+            })?;
     }
     Ok(())
+}
+
+fn ready(pod: &Pod) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// The voters' PodDisruptionBudgets, priced for the change in progress.
@@ -225,24 +244,70 @@ async fn budgets(
     Ok(())
 }
 
-/// An Event per member action, with the planner's sentence.
-async fn publish(mc: &MesosCluster, ctx: &Context, decision: &Decision) {
-    let reason = match decision {
-        Decision::CreateMember { .. } => "CreateMember",
-        Decision::RestartMember { .. } => "RestartMember",
-        Decision::RemoveMember { .. } => "RemoveMember",
-        Decision::UpdateOperation(_) => "Operation",
+/// An Event per member action, with the planner's sentence. Fencing the only master discards
+/// the replicated log (a 1 -> N grow the user acknowledged): that gets a Warning of its own.
+async fn publish(mc: &MesosCluster, ctx: &Context, decision: &Decision, observed: &Observed) {
+    let (type_, reason, note) = match decision {
+        Decision::RemoveMember {
+            role: quorum::Role::Master,
+            name,
+        } if observed.masters.live().count() == 1
+            && observed.masters.live().any(|m| &m.name == name) =>
+        {
+            (
+                EventType::Warning,
+                "LogWipe",
+                format!(
+                    "{decision} It is the only master: its replicated log is discarded (spec.masters.acknowledgeLogWipe) and a fresh log is started by {} masters with --quorum={}.",
+                    mc.spec.masters.replicas,
+                    mc.spec.masters.effective_quorum()
+                ),
+            )
+        }
+        Decision::CreateMember { .. } => (EventType::Normal, "CreateMember", decision.to_string()),
+        Decision::RestartMember { .. } => {
+            (EventType::Normal, "RestartMember", decision.to_string())
+        }
+        Decision::RemoveMember { .. } => (EventType::Normal, "RemoveMember", decision.to_string()),
+        Decision::UpdateOperation(_) => (EventType::Normal, "Operation", decision.to_string()),
         Decision::Wait(_) | Decision::Done | Decision::Blocked(_) => return,
     };
     let event = Event {
-        type_: EventType::Normal,
+        type_,
         reason: reason.into(),
-        note: Some(decision.to_string()),
+        note: Some(note),
         action: reason.into(),
         secondary: None,
     };
     if let Err(e) = ctx.recorder.publish(&event, &mc.object_ref(&())).await {
         tracing::warn!(error = %e, "could not publish event");
+    }
+}
+
+/// Operation metrics: starts, ends (with the duration of completed ones) and gate waits.
+fn count(
+    ctx: &Context,
+    decision: &Decision,
+    operation: Option<&quorum::Operation>,
+    now: chrono::DateTime<Utc>,
+) {
+    let metrics = &ctx.metrics;
+    let label = |kind: quorum::OperationKind| format!("{kind:?}");
+    match decision {
+        Decision::UpdateOperation(OperationUpdate::Start(op)) => {
+            metrics.operation(op.role.slug(), &label(op.kind), "started", None)
+        }
+        Decision::UpdateOperation(OperationUpdate::Finish) => {
+            if let Some(op) = operation {
+                let took = (now - op.started_at).to_std().ok();
+                metrics.operation(op.role.slug(), &label(op.kind), "completed", took);
+            }
+        }
+        Decision::UpdateOperation(OperationUpdate::Abandon { kind, role }) => {
+            metrics.operation(role.slug(), &label(*kind), "abandoned", None)
+        }
+        Decision::Wait(w) => metrics.waited(w.condition_reason()),
+        _ => {}
     }
 }
 
@@ -295,10 +360,7 @@ fn status_view(
     let ready_marathon = pods
         .iter()
         .filter(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some(Role::Marathon.label()))
-        .filter(|p| {
-            let conditions = p.status.as_ref().and_then(|s| s.conditions.as_ref());
-            conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
+        .filter(|p| ready(p))
         .count();
 
     let fault_tolerance = master_health

@@ -7,15 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
 
 use e2e::process::Supervised;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use mesos_operator::controllers::cluster::masters;
-use mesos_operator::crd::{MesosAgentPool, MesosCluster};
+use mesos_operator::crd::{MarathonApp, MesosAgentPool, MesosCluster};
 use mesos_operator::mesos::operator_api::{self, Agent, OperatorApi};
 use serde_json::{Value, json};
 
@@ -207,6 +207,150 @@ async fn check_agents(
     ids
 }
 
+/// The Marathon app `web` as its one Marathon server reports it.
+async fn marathon_app(client: &Client, http: &reqwest::Client) -> Result<Value, String> {
+    let pods = Api::<Pod>::namespaced(client.clone(), NS)
+        .list(&ListParams::default().labels("mesos.operator.dev/role=marathon"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let ip = pods
+        .items
+        .first()
+        .and_then(|p| p.status.as_ref()?.pod_ip.clone())
+        .ok_or("no Marathon pod with an IP")?;
+    let answer: Value = http
+        .get(format!(
+            "http://{ip}:8080/v2/apps/{NS}/web?embed=apps.tasks"
+        ))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(answer["app"].clone())
+}
+
+/// A stateful app: two instances on different agents, each with a whole MOUNT disk.
+fn web_app() -> MarathonApp {
+    serde_json::from_value(json!({
+        "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MarathonApp", "metadata": {"name": "web"},
+        "spec": {"clusterRef": {"name": "prod"}, "app": {
+            "cmd": "mkdir -p data && echo ok > data/index.html && exec busybox httpd -f -p $PORT0 -h data",
+            "cpus": 0.1, "mem": 32, "instances": 2,
+            "constraints": [["hostname", "UNIQUE"], ["rack", "LIKE", "r[0-9]+"]],
+            "container": {"type": "MESOS", "volumes": [{"containerPath": "data", "mode": "RW",
+                "persistent": {"type": "mount", "size": 1000}}]},
+            "portDefinitions": [{"port": 0, "name": "http"}],
+            "healthChecks": [{"protocol": "MESOS_HTTP", "path": "/", "portIndex": 0,
+                "gracePeriodSeconds": 30, "intervalSeconds": 1, "timeoutSeconds": 1,
+                "maxConsecutiveFailures": 3}],
+            "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0}
+        }}
+    }))
+    .expect("a MarathonApp")
+}
+
+/// The app has `instances` healthy tasks, each on one of the pool's agents with a MOUNT disk
+/// at `/dcos/volumeN`; returns their hosts.
+async fn app_on_pool(client: &Client, http: &reqwest::Client) -> Result<Vec<String>, String> {
+    let app = marathon_app(client, http).await?;
+    if app["tasksHealthy"] != 2 {
+        return Err(format!("tasksHealthy {}", app["tasksHealthy"]));
+    }
+    let states = agent_states(client, http).await?;
+    let mut hosts = Vec::new();
+    for task in app["tasks"].as_array().cloned().unwrap_or_default() {
+        let host = task["host"].as_str().unwrap_or_default().to_string();
+        let on_agent = states.values().find(|s| s["hostname"] == host.as_str());
+        let agent = on_agent.ok_or(format!("task on {host}, not a pool agent"))?;
+        let id = task["id"].as_str().unwrap_or_default();
+        let resources = agent["frameworks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|f| f["executors"].as_array().cloned().unwrap_or_default())
+            .flat_map(|e| e["tasks"].as_array().cloned().unwrap_or_default())
+            .find(|t| t["id"] == id)
+            .map(|t| t["resources"].as_array().cloned().unwrap_or_default())
+            .ok_or(format!("{host} does not run task {id}"))?;
+        let mounts = mount_disks(&resources);
+        if mounts.len() != 1 || !mounts[0].0.starts_with("/dcos/volume") {
+            return Err(format!("task {id} uses {mounts:?}"));
+        }
+        hosts.push(host);
+    }
+    Ok(hosts)
+}
+
+/// What the master and Marathon showed while agents were being changed, sampled on each poll.
+#[derive(Debug, Default)]
+struct Watch {
+    /// The most agents without an active registration at once.
+    most_down: usize,
+    /// Since when the app has had no healthy task, and the longest such stretch.
+    unhealthy_since: Option<Instant>,
+    longest_unhealthy: Duration,
+    /// Agent ids the master showed DRAINING or DRAINED.
+    drained: BTreeSet<String>,
+}
+
+impl Watch {
+    async fn look(&mut self, client: &Client, http: &reqwest::Client) -> Result<(), String> {
+        let master = registered(client, http).await;
+        let up = master
+            .values()
+            .filter(|v| v.iter().any(|a| a.active))
+            .count();
+        self.most_down = self.most_down.max(3usize.saturating_sub(up));
+        self.drained.extend(
+            master
+                .values()
+                .flatten()
+                .filter(|a| a.drain.is_some())
+                .map(|a| a.id.clone()),
+        );
+        let healthy = marathon_app(client, http).await?["tasksHealthy"]
+            .as_u64()
+            .unwrap_or(0);
+        match (healthy, self.unhealthy_since) {
+            (0, None) => self.unhealthy_since = Some(Instant::now()),
+            (1.., Some(since)) => {
+                self.longest_unhealthy = self.longest_unhealthy.max(since.elapsed());
+                self.unhealthy_since = None;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// maxUnavailable 1 held, and the app (minimumHealthCapacity 0.5 of 2 instances) kept a
+    /// healthy task except, at most, while one task restarted (kill, relaunch, first check).
+    fn assert_safe(&self) {
+        assert!(self.most_down <= 1, "maxUnavailable 1, but {self:?}");
+        assert!(
+            self.unhealthy_since.is_none(),
+            "the app ended without a healthy task"
+        );
+        assert!(
+            self.longest_unhealthy < Duration::from_secs(15),
+            "the app had no healthy task for {:?}",
+            self.longest_unhealthy
+        );
+    }
+}
+
+/// The ids of the app's tasks.
+async fn task_ids(client: &Client, http: &reqwest::Client) -> BTreeSet<String> {
+    let app = marathon_app(client, http).await.expect("the app");
+    app["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| Some(t["id"].as_str()?.to_string()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining() {
     let (cp, runner, client) = common::cluster_env(NS).await;
@@ -216,7 +360,7 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
     let clusters: Api<MesosCluster> = Api::namespaced(client.clone(), NS);
     let mc: MesosCluster = serde_json::from_value(json!({
         "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosCluster", "metadata": {"name": "prod"},
-        "spec": {"zookeeper": {"replicas": 1}, "masters": {"replicas": 1}, "marathon": {"replicas": 0},
+        "spec": {"zookeeper": {"replicas": 1}, "masters": {"replicas": 1}, "marathon": {"replicas": 1},
                  "placement": {"antiAffinity": "None"}, "storageClassName": "local-dir"}
     }))
     .unwrap();
@@ -258,6 +402,20 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
     );
     let first = check_agents(&client, &http, &pool, 2, "r1").await;
 
+    // A stateful app lands on these agents, each instance on a whole MOUNT disk.
+    Api::<MarathonApp>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &web_app())
+        .await
+        .expect("create MarathonApp");
+    let started = Instant::now();
+    let hosts = eventually(
+        "the app healthy on the pool",
+        Duration::from_secs(180),
+        || app_on_pool(&client, &http),
+    )
+    .await;
+    eprintln!("app healthy on {hosts:?} after {:?}", started.elapsed());
+
     // Additive: a third mount volume; every agent keeps its id and gains the disk.
     pools
         .patch(
@@ -281,6 +439,11 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
     eprintln!("additive change applied in {:?}", started.elapsed());
     let second = check_agents(&client, &http, &pool, 3, "r1").await;
     assert_eq!(second, first, "an additive change keeps every agent id");
+    // The simulated agent does not re-attach executors: the restarts killed the tasks.
+    eventually("the app healthy again", Duration::from_secs(120), || {
+        app_on_pool(&client, &http)
+    })
+    .await;
 
     // Drain: an attribute change. One agent at a time, each under a new id.
     pools
@@ -292,30 +455,26 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
         .await
         .expect("change an attribute");
     let started = Instant::now();
-    let most_down = AtomicUsize::new(0);
-    let (c, h, md) = (&client, &http, &most_down);
+    let watch = Mutex::new(Watch::default());
+    let before_tasks = task_ids(&client, &http).await;
     let pool = eventually(
         "every agent re-registered with rack r2",
         Duration::from_secs(300),
-        move || async move {
-            // Agents without an active registration count as down.
-            let master = registered(c, h).await;
-            let up = master
-                .values()
-                .filter(|v| v.iter().any(|a| a.active))
-                .count();
-            md.fetch_max(3usize.saturating_sub(up), Ordering::SeqCst);
-            settled(c, h, 3, |s| s["attributes"]["rack"] == "r2")
-                .await
-                .map_err(|e| format!("{e}; {up} agents up"))
+        || async {
+            watch.lock().await.look(&client, &http).await?;
+            settled(&client, &http, 3, |s| s["attributes"]["rack"] == "r2").await
         },
     )
     .await;
     eprintln!("drain reconfiguration done in {:?}", started.elapsed());
-    let most_down = most_down.load(Ordering::SeqCst);
-    assert!(
-        most_down <= 1,
-        "maxUnavailable 1, but {most_down} agents were down at once"
+    let watch = watch.into_inner();
+    eprintln!("{watch:?}");
+    watch.assert_safe();
+    let drained: BTreeSet<&String> = watch.drained.iter().collect();
+    assert_eq!(
+        drained,
+        second.values().collect(),
+        "the master saw every old agent drained"
     );
     let third = eventually(
         "old registrations marked gone",
@@ -330,6 +489,17 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
         },
     )
     .await;
+    eventually(
+        "the app healthy on the reconfigured pool",
+        Duration::from_secs(120),
+        || app_on_pool(&client, &http),
+    )
+    .await;
+    let after_tasks = task_ids(&client, &http).await;
+    assert!(
+        before_tasks.is_disjoint(&after_tasks),
+        "every task was rescheduled: {before_tasks:?} -> {after_tasks:?}"
+    );
     let before: BTreeSet<&String> = second.values().collect();
     for (pod, id) in &third {
         assert!(
@@ -348,15 +518,31 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
         .await
         .expect("scale down");
     let removed_host = "private-agent-3.private-agent.agents.svc.cluster.local";
+    let watch = Mutex::new(Watch::default());
     eventually("agent 3 removed", Duration::from_secs(120), || async {
+        watch.lock().await.look(&client, &http).await?;
         settled(&client, &http, 2, |_| true).await?;
         let master = registered(&client, &http).await;
         if master.contains_key(removed_host) {
-            Err(format!("the master still knows {removed_host}"))
-        } else {
-            Ok(())
+            return Err(format!("the master still knows {removed_host}"));
         }
+        app_on_pool(&client, &http).await.map(drop)
     })
     .await;
+    let watch = watch.into_inner();
+    eprintln!("{watch:?}");
+    watch.assert_safe();
+    assert!(
+        watch.drained.contains(&third["private-agent-3"]),
+        "the removed agent was drained first: {watch:?}"
+    );
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), NS)
+        .list(&ListParams::default().labels("mesos.operator.dev/member=private-agent-3"))
+        .await
+        .expect("claims");
+    assert!(
+        claims.items.is_empty(),
+        "the removed agent's claims are deleted"
+    );
     runner.shutdown().await;
 }

@@ -262,7 +262,8 @@ pub struct Operation {
     pub kind: OperationKind,
     /// The spec latched when the operation started.
     pub target: Desired,
-    /// Member actions taken so far; the controller increments it as it acts.
+    /// Member actions taken so far (a restart is two: its delete and its create); the controller
+    /// increments it after each.
     #[serde(default)]
     pub step: u32,
     #[schemars(with = "String")]

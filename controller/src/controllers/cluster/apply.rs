@@ -4,7 +4,9 @@
 //! crashes between two operations resumes from what it wrote.
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::ResourceExt;
 
+use super::member::LABEL_MEMBER;
 use super::observe::ordinal;
 use super::{masters, zookeeper};
 use crate::crd::MesosCluster;
@@ -119,6 +121,49 @@ pub fn steps(
         }
         Decision::Wait(_) | Decision::Done | Decision::Blocked(_) => Vec::new(),
     }
+}
+
+/// Counts a member action in the operation in flight (`status.operation.step`), written after
+/// the action's own steps. Waits and operation updates are not actions.
+pub fn count_action(steps: &mut Vec<Step>, operation: Option<&Operation>) {
+    let acts = steps
+        .iter()
+        .any(|s| !matches!(s, Step::PersistOperation(_) | Step::PersistTombstone { .. }));
+    if let Some(op) = operation.filter(|_| acts) {
+        let mut op = op.clone();
+        op.step += 1;
+        steps.push(Step::PersistOperation(Some(Box::new(op))));
+    }
+}
+
+/// Deletes the claims a fenced member left behind once its pod is gone (an operator stopped
+/// between deleting one claim and the next): a tombstoned identity never runs again.
+pub fn fenced_leftovers(
+    mc: &MesosCluster,
+    pods: &[Pod],
+    claims: &[PersistentVolumeClaim],
+) -> Vec<Step> {
+    let Some(tombstones) = mc.status.as_ref().map(|s| &s.tombstones) else {
+        return Vec::new();
+    };
+    let member = |labels: &std::collections::BTreeMap<String, String>| {
+        labels.get(LABEL_MEMBER).cloned().unwrap_or_default()
+    };
+    let running: Vec<String> = pods.iter().map(|p| member(p.labels())).collect();
+    claims
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .filter(|c| {
+            let m = member(c.labels());
+            let fenced = tombstones
+                .zookeeper
+                .iter()
+                .chain(&tombstones.masters)
+                .any(|t| t.name == m);
+            fenced && !running.contains(&m)
+        })
+        .map(|c| Step::DeleteClaim(c.name_any()))
+        .collect()
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -301,6 +346,63 @@ mod tests {
             let got: Vec<String> = steps(&mc, &decision, &o, "new").iter().map(name).collect();
             assert_eq!(got, want, "{decision:?}");
         }
+    }
+
+    #[test]
+    fn claims_left_by_a_fenced_member_are_swept_once_its_pod_is_gone() {
+        let (mut mc, _) = world();
+        let tombstones = &mut mc.status.get_or_insert_default().tombstones.masters;
+        tombstones.push(Tombstone {
+            name: "prod-master-3".into(),
+            ordinal: 3,
+        });
+        tombstones.push(Tombstone {
+            name: "prod-master-1".into(),
+            ordinal: 1,
+        });
+        let pods = vec![masters::pod(&mc, 1, 2, &[1], "i")];
+        let mut claims: Vec<PersistentVolumeClaim> = masters::claims(&mc, 1).into();
+        claims.extend(masters::claims(&mc, 2));
+        claims.push(masters::claims(&mc, 3)[1].clone());
+        let got: Vec<String> = fenced_leftovers(&mc, &pods, &claims)
+            .iter()
+            .map(name)
+            .collect();
+        assert_eq!(
+            got,
+            ["delete-claim:prod-master-3-logs"],
+            "member 1 still has a pod, 2 is not fenced"
+        );
+    }
+
+    #[test]
+    fn member_actions_are_counted_in_the_operation() {
+        let (mc, o) = world();
+        let op = Operation {
+            role: quorum::Role::Master,
+            kind: quorum::OperationKind::Grow,
+            target: crate::controllers::cluster::desired::desired(&mc, &[1]),
+            step: 4,
+            started_at: chrono::Utc::now(),
+            deadline: chrono::Utc::now(),
+        };
+        let restart = |n: &str| Decision::RestartMember {
+            role: quorum::Role::Master,
+            name: n.into(),
+            config: MemberConfig::Master { quorum: 3 },
+        };
+        let mut acting = steps(&mc, &restart("prod-master-1"), &o, "new");
+        count_action(&mut acting, Some(&op));
+        assert!(
+            matches!(acting.last(), Some(Step::PersistOperation(Some(op))) if op.step == 5),
+            "{acting:?}"
+        );
+        let mut waiting = steps(&mc, &restart("prod-master-2"), &o, "new");
+        count_action(&mut waiting, Some(&op));
+        assert!(
+            waiting.is_empty(),
+            "a pod still terminating is no action: {waiting:?}"
+        );
     }
 
     #[test]

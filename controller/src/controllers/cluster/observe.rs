@@ -105,7 +105,14 @@ fn ensemble<C>(
             (c.name_any() == format!("{member}-{}", data_volume(role))).then_some(member)
         })
         .collect();
-    let names: BTreeSet<&String> = pods.keys().chain(volumes.iter()).collect();
+    // A member whose data claim is gone but another claim (its logs) remains is still a member:
+    // it has lost its data and must be fenced, not forgotten.
+    let claimed: BTreeSet<String> = claims
+        .iter()
+        .filter(|c| ours(c.labels()))
+        .filter_map(|c| member_of(c.labels()))
+        .collect();
+    let names: BTreeSet<&String> = pods.keys().chain(claimed.iter()).collect();
     let mut members = Vec::new();
     for name in names {
         let Some(ordinal) = ordinal(name) else {
@@ -276,13 +283,10 @@ mod tests {
             ));
         let o = observed(&mc, &pods, &claims, &BTreeMap::new()).unwrap();
         assert!(!o.masters.members[0].volume, "{:?}", o.masters.members[0]);
-        assert_eq!(
-            observed(&mc, &[], &claims, &BTreeMap::new())
-                .unwrap()
-                .masters
-                .members,
-            []
-        );
+        // Pod gone, data claim being deleted, logs claim left: still a member, without data.
+        let lost = observed(&mc, &[], &claims, &BTreeMap::new()).unwrap();
+        let m = &lost.masters.members;
+        assert!(m.len() == 1 && !m[0].volume && m[0].pod.is_none(), "{m:?}");
     }
 
     #[test]

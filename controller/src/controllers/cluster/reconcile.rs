@@ -81,12 +81,17 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
     );
     if !mc.spec.paused {
         let incarnation = format!("{}", Utc::now().timestamp_millis());
-        let steps = apply::steps(mc, &decision, &observed, &incarnation);
+        let mut steps = apply::steps(mc, &decision, &observed, &incarnation);
+        apply::count_action(&mut steps, operation.as_ref());
         if !steps.is_empty() {
             execute::execute(&ctx.client, mc, &steps).await?;
             publish(mc, ctx, &decision, &observed).await;
         }
         count(ctx, &decision, operation.as_ref(), clock.now);
+        let leftovers = apply::fenced_leftovers(mc, &pods, &claims);
+        if !leftovers.is_empty() {
+            execute::execute(&ctx.client, mc, &leftovers).await?;
+        }
         marathon_members(mc, ctx, &pods, &zk).await?;
         budgets(mc, ctx, &observed).await?;
     }

@@ -22,7 +22,8 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::{Api, ResourceExt};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::member::{LABEL_CLUSTER, LABEL_ROLE, Role, azure_storage_class};
 use super::cluster::{masters, observe::ordinal, zookeeper};
@@ -126,7 +127,7 @@ pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, R
 
     // Status first: a Replace step's checkpoint key is durable before its Pod goes.
     let rows = status::ledger(pool, &observed, &plan.steps, &info.hash());
-    count_reregistrations(ctx, pool, &rows);
+    announce_reregistrations(ctx, pool, &rows).await;
     ctx.agent_pools
         .agents(&ns, &pool.name_any(), &status::counts(&rows));
     let view = status::view(
@@ -169,8 +170,9 @@ async fn ask_leader(
     Ok((leader, agents))
 }
 
-/// Counts agents seen registered again: under a new id, or active again under the same one.
-fn count_reregistrations(ctx: &Context, pool: &MesosAgentPool, rows: &[AgentStatus]) {
+/// Counts agents seen registered again (under a new id, or active again under the same one)
+/// and publishes an Event for each.
+async fn announce_reregistrations(ctx: &Context, pool: &MesosAgentPool, rows: &[AgentStatus]) {
     let before: BTreeMap<&str, &AgentStatus> = pool
         .status
         .iter()
@@ -179,17 +181,32 @@ fn count_reregistrations(ctx: &Context, pool: &MesosAgentPool, rows: &[AgentStat
         .collect();
     let ns = pool.namespace().unwrap_or_default();
     for row in rows {
-        let Some(old) = before.get(row.pod.as_str()) else {
+        let (Some(old), Some(new_id)) = (before.get(row.pod.as_str()), &row.agent_id) else {
             continue;
         };
-        match (&old.agent_id, &row.agent_id) {
-            (Some(a), Some(b)) if a != b => {
-                ctx.agent_pools.reregistered(&ns, &pool.name_any(), false)
+        let note = match &old.agent_id {
+            Some(old_id) if old_id != new_id => {
+                format!(
+                    "{} registered as a new agent {new_id} (was {old_id})",
+                    row.pod
+                )
             }
-            (Some(a), Some(b)) if a == b && !old.active && row.active => {
-                ctx.agent_pools.reregistered(&ns, &pool.name_any(), true)
+            Some(_) if !old.active && row.active => {
+                format!("{} registered again as {new_id}", row.pod)
             }
-            _ => {}
+            _ => continue,
+        };
+        let same_id = old.agent_id.as_ref() == Some(new_id);
+        ctx.agent_pools.reregistered(&ns, &pool.name_any(), same_id);
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "AgentRegistered".into(),
+            note: Some(note),
+            action: "Register".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &pool.object_ref(&())).await {
+            tracing::warn!(error = %e, "could not publish event");
         }
     }
 }

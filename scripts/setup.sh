@@ -21,6 +21,7 @@ APT_PACKAGES=(
   zookeeper      # e2e node runner: runs `zookeeper:*` images as Debian's ZooKeeper
   busybox        # e2e tests: `busybox:*` test images (httpd, nc, sleep)
   netcat-openbsd # e2e tests: tcp probes and DNS-name checks between pods
+  python3        # e2e marathon_app: the sample app's tasks serve HTTP with python3 -m http.server
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -15,8 +15,8 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
 use super::conditions::{Desired, merge};
-use super::error::ReconcileError;
-use super::{Context, Managed, accept, status};
+use super::error::{ReconcileError, StatusError};
+use super::{Context, FIELD_MANAGER, Managed, accept};
 use crate::controllers::cluster::marathon::HTTP_PORT;
 use crate::controllers::cluster::member::{LABEL_CLUSTER, LABEL_ROLE};
 use crate::crd::marathon_app::DeletionPolicy;
@@ -32,6 +32,8 @@ pub use metrics::Shared;
 pub const FINALIZER: &str = "mesos.operator.dev/marathon-app";
 /// How long a deletion waits for an unreachable Marathon before it lets the resource go.
 const DELETE_GIVE_UP: Duration = Duration::from_secs(300);
+/// How soon a pass that worked on an outdated copy of the object runs again.
+const STALE_RETRY: Duration = Duration::from_millis(500);
 /// How soon a pass that found no cluster or no Marathon server looks again.
 const WAIT_FOR_CLUSTER: Duration = Duration::from_secs(10);
 
@@ -49,13 +51,18 @@ pub async fn reconcile(app: &MarathonApp, ctx: &Context) -> Result<Action, Recon
             .iter()
             .find(|c| c.type_ == verdict.type_)
             .cloned();
-        write_status(app, ctx, &conditions, None, None).await?;
+        if !write_status(app, ctx, &conditions, None, None).await? {
+            return Ok(Action::requeue(STALE_RETRY));
+        }
         if before.is_none_or(|c| c.status != "False" || c.message != verdict.message) {
             accept::publish(app, ctx, &verdict).await;
         }
         return Ok(Action::await_change());
     }
-    ensure_finalizer(app, ctx).await?;
+    if add_finalizer(app, ctx).await? {
+        // The next pass starts from the object as patched.
+        return Ok(Action::requeue(STALE_RETRY));
+    }
     let namespace = app
         .namespace()
         .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
@@ -77,6 +84,9 @@ pub async fn reconcile(app: &MarathonApp, ctx: &Context) -> Result<Action, Recon
         now: Timestamp::now(),
     };
     let step = plan::plan(&inputs, &observed);
+    if step != Step::Hold && !is_current(app, ctx).await? {
+        return Ok(Action::requeue(STALE_RETRY));
+    }
     let outcome = apply(&marathon, &id, &body, &step).await?;
     announce(app, ctx, &id, &step, &outcome).await;
     let assessment = plan::assess(&inputs, &observed, &step, &outcome);
@@ -86,7 +96,7 @@ pub async fn reconcile(app: &MarathonApp, ctx: &Context) -> Result<Action, Recon
         deployment_id: assessment.deployment_id.clone(),
         ..MarathonAppStatus::default()
     };
-    write_status(
+    let written = write_status(
         app,
         ctx,
         &assessment.conditions,
@@ -94,9 +104,29 @@ pub async fn reconcile(app: &MarathonApp, ctx: &Context) -> Result<Action, Recon
         Some(bookkeeping),
     )
     .await?;
+    if !written {
+        if outcome != Outcome::None {
+            record_write(app, ctx, &assessment).await?;
+        }
+        return Ok(Action::requeue(STALE_RETRY));
+    }
     Ok(assessment
         .requeue
         .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Whether `app` is the object as the apiserver has it now. The controller may hand a pass an
+/// object older than the status this controller last wrote (its cache lags its own writes), and
+/// a Marathon write decided on such a copy could undo a rollback or repeat a creation.
+async fn is_current(app: &MarathonApp, ctx: &Context) -> Result<bool, ReconcileError> {
+    let fresh = api(app, ctx)?
+        .get(&app.name_any())
+        .await
+        .map_err(|source| ReconcileError::Kube {
+            what: "reading the MarathonApp".into(),
+            source,
+        })?;
+    Ok(fresh.resource_version() == app.resource_version())
 }
 
 /// A client for the cluster's Marathon, or `None` (with the status saying why) when there is no
@@ -275,6 +305,7 @@ async fn announce(app: &MarathonApp, ctx: &Context, id: &str, step: &Step, outco
 }
 
 async fn publish(app: &MarathonApp, ctx: &Context, type_: EventType, reason: &str, note: String) {
+    tracing::info!(reason, %note, "MarathonApp event");
     let event = Event {
         type_,
         reason: reason.into(),
@@ -289,13 +320,14 @@ async fn publish(app: &MarathonApp, ctx: &Context, type_: EventType, reason: &st
 
 /// Merges `conditions` into the status, mirrors what Marathon reported (`observed`: `None` when
 /// Marathon was not asked, `Some(None)` when the app is absent) and writes only if it changed.
+/// `Ok(false)`: the object changed since this pass read it, so nothing was written.
 async fn write_status(
     app: &MarathonApp,
     ctx: &Context,
     conditions: &[Desired],
     observed: Option<Option<&AppInfo>>,
     bookkeeping: Option<MarathonAppStatus>,
-) -> Result<(), ReconcileError> {
+) -> Result<bool, ReconcileError> {
     let old = app.status.clone().unwrap_or_default();
     let generation = app.meta().generation;
     let now = Timestamp::now();
@@ -317,10 +349,58 @@ async fn write_status(
     });
     ctx.marathon
         .record(&app_key(app), metrics::state_of(&next.conditions));
-    if next != old {
-        status::apply(app, &next, &ctx.client).await?;
+    if next == old {
+        return Ok(true);
     }
+    // The resourceVersion makes the apply conditional: a pass on an outdated copy must not
+    // overwrite what a later pass recorded (a rollback, the applied generation).
+    let body = serde_json::json!({
+        "apiVersion": MarathonApp::api_version(&()),
+        "kind": MarathonApp::kind(&()),
+        "metadata": {"resourceVersion": app.resource_version()},
+        "status": next,
+    });
+    match api(app, ctx)?
+        .patch_status(
+            &app.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(StatusError::Patch(e).into()),
+    }
+}
+
+/// Records what a write to Marathon changed when the status of the pass that made it could not
+/// be written: without it, a rolled-back spec would be applied again.
+async fn record_write(
+    app: &MarathonApp,
+    ctx: &Context,
+    assessment: &plan::Assessment,
+) -> Result<(), ReconcileError> {
+    let patch = serde_json::json!({"status": {
+        "appliedGeneration": assessment.applied_generation,
+        "rolledBackGeneration": assessment.rolled_back_generation,
+    }});
+    api(app, ctx)?
+        .patch_status(
+            &app.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(StatusError::Patch)?;
     Ok(())
+}
+
+fn api(app: &MarathonApp, ctx: &Context) -> Result<Api<MarathonApp>, ReconcileError> {
+    let namespace = app
+        .namespace()
+        .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
+    Ok(Api::namespaced(ctx.client.clone(), &namespace))
 }
 
 /// The status fields that mirror Marathon's view of the app.
@@ -343,13 +423,15 @@ fn app_key(app: &MarathonApp) -> String {
     format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
 }
 
-async fn ensure_finalizer(app: &MarathonApp, ctx: &Context) -> Result<(), ReconcileError> {
+/// Adds the finalizer; `true` if it had to.
+async fn add_finalizer(app: &MarathonApp, ctx: &Context) -> Result<bool, ReconcileError> {
     if app.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(());
+        return Ok(false);
     }
     let mut finalizers = app.finalizers().to_vec();
     finalizers.push(FINALIZER.into());
-    patch_finalizers(app, ctx, finalizers).await
+    patch_finalizers(app, ctx, finalizers).await?;
+    Ok(true)
 }
 
 /// Replaces the finalizer list, guarded by the resourceVersion the decision was made on.
@@ -358,24 +440,21 @@ async fn patch_finalizers(
     ctx: &Context,
     finalizers: Vec<String>,
 ) -> Result<(), ReconcileError> {
-    let namespace = app
-        .namespace()
-        .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
-    let api: Api<MarathonApp> = Api::namespaced(ctx.client.clone(), &namespace);
     let patch = serde_json::json!({"metadata": {
         "finalizers": finalizers,
         "resourceVersion": app.resource_version(),
     }});
-    api.patch(
-        &app.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await
-    .map_err(|source| ReconcileError::Kube {
-        what: "patching finalizers".into(),
-        source,
-    })?;
+    api(app, ctx)?
+        .patch(
+            &app.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|source| ReconcileError::Kube {
+            what: "patching finalizers".into(),
+            source,
+        })?;
     Ok(())
 }
 

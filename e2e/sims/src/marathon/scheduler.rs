@@ -366,24 +366,35 @@ impl Marathon {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        let (taken_ports, taken_disks): (Vec<u64>, Vec<Value>) = {
+        // Ports are kept apart across agents (tests run several agents on one address); a
+        // MOUNT disk is a resource of one agent, so only instances there hold it (the same
+        // disk root on another agent is another disk).
+        let taken_ports: Vec<u64> = {
             let st = self.state();
-            let all = st.apps.values().flat_map(|a| a.instances.values());
-            let ports = all.clone().flat_map(|i| i.ports.clone()).collect();
-            let disks = all
-                .flat_map(|i| {
-                    i.resources
-                        .iter()
-                        .filter(|r| r.get("disk").is_some())
-                        .cloned()
-                })
-                .collect();
-            (ports, disks)
+            st.apps
+                .values()
+                .flat_map(|a| a.instances.values())
+                .flat_map(|i| i.ports.clone())
+                .collect()
         };
         for agent in agents {
             if !placement::satisfies(&constraints, agent, &placed, agents) {
                 continue;
             }
+            let taken_disks: Vec<Value> = {
+                let st = self.state();
+                st.apps
+                    .values()
+                    .flat_map(|a| a.instances.values())
+                    .filter(|i| i.agent_id == agent.id)
+                    .flat_map(|i| {
+                        i.resources
+                            .iter()
+                            .filter(|r| r.get("disk").is_some())
+                            .cloned()
+                    })
+                    .collect()
+            };
             let Some(resources) = placement::claim(&app.def, agent, &taken_ports, &taken_disks)
             else {
                 continue;

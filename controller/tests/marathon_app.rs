@@ -1,0 +1,582 @@
+//! MarathonApps through the operator binary, on a real apiserver with a one-member MesosCluster
+//! the operator brings up (real ZooKeeper, the master and Marathon simulators) and three agents
+//! this test starts as Pods: the sample app becomes Ready, two quick edits both land, a failing
+//! deployment is rolled back after its timeout, drift is restored with an Event, Delete and
+//! Orphan behave, Marathon's 422 is reported once, and 100 apps converge after which a resync
+//! writes nothing (Marathon's write counter and every resourceVersion stay put).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use e2e::process::Supervised;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use mesos_operator::crd::{MarathonApp, MesosCluster};
+use serde_json::{Value, json};
+
+mod common;
+use common::eventually;
+
+const NS: &str = "apps";
+
+/// Agent resources: room for 100 tiny apps, ports, and one 20000 MB MOUNT disk (`/dev/shm` is
+/// a mount point on any Linux host) for the sample's persistent volume.
+const AGENT_RESOURCES: &str = r#"[
+  {"name":"cpus","type":"SCALAR","scalar":{"value":8}},
+  {"name":"mem","type":"SCALAR","scalar":{"value":8192}},
+  {"name":"disk","type":"SCALAR","scalar":{"value":4096}},
+  {"name":"ports","type":"RANGES","ranges":{"range":[{"begin":31000,"end":31999}]}},
+  {"name":"disk","type":"SCALAR","scalar":{"value":20000},"disk":{"source":{"type":"MOUNT","mount":{"root":"/dev/shm"}}}}
+]"#;
+
+/// Starts agent `i` as a Pod, registered with the masters found through `master` (a `zk://` URL).
+async fn start_agent(client: &Client, i: usize, master: &str) {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": format!("agent-{i}"), "labels": {"test": "agent"}},
+        "spec": {
+            "containers": [{
+                "name": "agent", "image": "mesos-agent:1.11.0",
+                "args": [format!("--master={master}"), "--work_dir=/var/lib/mesos", "--ip=$(POD_IP)",
+                         "--port=5051", format!("--resources={AGENT_RESOURCES}"), format!("--attributes=rack:r{i}")],
+                "env": [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+                "volumeMounts": [{"name": "work", "mountPath": "/var/lib/mesos"}]
+            }],
+            "volumes": [{"name": "work", "emptyDir": {}}]
+        }
+    }))
+    .expect("agent pod");
+    Api::<Pod>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create agent pod");
+}
+
+/// The Marathon server's base URL and its `--master` flag, once its Pod runs.
+async fn marathon_server(client: &Client) -> (String, String) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let lp = ListParams::default().labels("mesos.operator.dev/role=marathon");
+    eventually(
+        "a running Marathon pod",
+        Duration::from_secs(240),
+        || async {
+            let list = pods.list(&lp).await.map_err(|e| e.to_string())?;
+            let pod = list.items.first().ok_or("no Marathon pod")?;
+            let ip = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.clone())
+                .ok_or("no IP")?;
+            let args = pod.spec.as_ref().unwrap().containers[0]
+                .args
+                .clone()
+                .unwrap_or_default();
+            let master = args
+                .iter()
+                .position(|a| a == "--master")
+                .and_then(|i| args.get(i + 1).cloned())
+                .ok_or("no --master")?;
+            Ok((format!("http://{ip}:8080"), master))
+        },
+    )
+    .await
+}
+
+struct Marathon {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Marathon {
+    async fn app(&self, id: &str) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("{}/v2/apps{id}", self.url))
+            .send()
+            .await
+            .ok()?;
+        if r.status() == 404 {
+            return Some(Value::Null);
+        }
+        r.json::<Value>().await.ok().map(|v| v["app"].clone())
+    }
+
+    /// Marathon's `sim.http.write-requests` counter.
+    async fn writes(&self) -> u64 {
+        let m: Value = self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("marathon metrics")
+            .json()
+            .await
+            .expect("metrics JSON");
+        m["counters"]["sim.http.write-requests"]["count"]
+            .as_u64()
+            .expect("write counter")
+    }
+
+    async fn deployments(&self) -> Vec<Value> {
+        let r = self
+            .http
+            .get(format!("{}/v2/deployments", self.url))
+            .send()
+            .await
+            .expect("deployments");
+        r.json::<Vec<Value>>().await.expect("deployments JSON")
+    }
+}
+
+/// The reason of condition `type_` when it is True for the current generation.
+fn condition<'a>(app: &'a MarathonApp, type_: &str) -> Option<&'a str> {
+    let s = app.status.as_ref()?;
+    if s.observed_generation != app.metadata.generation {
+        return None;
+    }
+    s.conditions
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == "True")
+        .map(|c| c.reason.as_str())
+}
+
+/// Waits until `name` has condition `type_` True for its current generation.
+async fn wait_condition(
+    apps: &Api<MarathonApp>,
+    name: &str,
+    type_: &str,
+    timeout: Duration,
+) -> MarathonApp {
+    eventually(&format!("{name} {type_}"), timeout, || async {
+        let app = apps.get(name).await.map_err(|e| e.to_string())?;
+        if condition(&app, type_).is_some() {
+            Ok(app)
+        } else {
+            Err(format!("{:?}", app.status))
+        }
+    })
+    .await
+}
+
+fn app(name: &str, spec: Value) -> MarathonApp {
+    serde_json::from_value(json!({
+        "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MarathonApp",
+        "metadata": {"name": name}, "spec": spec
+    }))
+    .expect("MarathonApp")
+}
+
+/// A small web app: `instances` python HTTP servers with a fast Mesos-level HTTP check, whose
+/// deployments time out after `timeout`.
+fn web(name: &str, instances: i32, path: &str, timeout: &str) -> MarathonApp {
+    app(
+        name,
+        json!({"clusterRef": {"name": "prod"}, "deployment": {"timeout": timeout},
+               "app": {"cmd": "python3 -m http.server $PORT0", "cpus": 0.05, "mem": 32, "instances": instances,
+                       "healthChecks": [{"protocol": "MESOS_HTTP", "path": path, "gracePeriodSeconds": 60,
+                                          "intervalSeconds": 1, "timeoutSeconds": 2, "delaySeconds": 1,
+                                          "maxConsecutiveFailures": 3}]}}),
+    )
+}
+
+async fn notes(client: &Client, name: &str) -> Vec<(String, String)> {
+    Api::<Event>::namespaced(client.clone(), NS)
+        .list(&ListParams::default().fields(&format!("regarding.name={name}")))
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+        .collect()
+}
+
+/// The operator's own series `name` with all of `labels` (`key="value"`), 0 when absent.
+async fn operator_metric(http: &reqwest::Client, addr: &str, name: &str, labels: &[&str]) -> f64 {
+    let text = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("operator metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|k| l.contains(k)))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn marathon_apps_through_the_operator() {
+    let started = Instant::now();
+    let (cp, runner, client) = common::cluster_env(NS).await;
+    let metrics_addr = format!("127.0.0.1:{}", e2e::ports::free_port());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mesos-operator"));
+    cmd.args(["run", "--metrics-addr", &metrics_addr])
+        .env("KUBECONFIG", cp.kubeconfig())
+        .env("POD_NAMESPACE", "default")
+        .env("RUST_LOG", "info");
+    let operator = Supervised::spawn("operator", cmd, &cp.dir().join("operator.log"))
+        .expect("start the operator");
+    let mc: MesosCluster = serde_json::from_value(json!({
+        "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosCluster", "metadata": {"name": "prod"},
+        "spec": {"zookeeper": {"replicas": 1}, "masters": {"replicas": 1}, "marathon": {"replicas": 1},
+                 "placement": {"antiAffinity": "None"}}
+    }))
+    .unwrap();
+    Api::<MesosCluster>::namespaced(client.clone(), NS)
+        .create(&PostParams::default(), &mc)
+        .await
+        .expect("create MesosCluster");
+    let clusters: Api<MesosCluster> = Api::namespaced(client.clone(), NS);
+    eventually(
+        "the cluster Available",
+        Duration::from_secs(240),
+        || async {
+            let mc = clusters.get("prod").await.map_err(|e| e.to_string())?;
+            let s = mc.status.unwrap_or_default();
+            if s.phase.as_deref() == Some("Available") {
+                Ok(())
+            } else {
+                Err(format!("{:?} {:?}", s.phase, s.conditions))
+            }
+        },
+    )
+    .await;
+    eprintln!("cluster Available after {:?}", started.elapsed());
+    let (url, master) = marathon_server(&client).await;
+    for i in 0..3 {
+        start_agent(&client, i, &master).await;
+    }
+    let http = reqwest::Client::new();
+    let marathon = Marathon {
+        http: http.clone(),
+        url,
+    };
+    let apps: Api<MarathonApp> = Api::namespaced(client.clone(), NS);
+    let pp = PostParams::default();
+
+    // The sample (persistent MOUNT volume, MESOS_HTTP check, stateful upgrade strategy, labels),
+    // and an app whose health check never passes.
+    let sample: MarathonApp =
+        serde_yaml::from_str(include_str!("../../samples/marathon-app.yaml")).expect("sample");
+    apps.create(&pp, &sample).await.expect("create sample");
+    apps.create(&pp, &web("sick", 1, "/missing", "25s"))
+        .await
+        .expect("create sick");
+    let t = Instant::now();
+    let web_app = wait_condition(&apps, "web", "Ready", Duration::from_secs(240)).await;
+    eprintln!(
+        "sample Ready after {:?} (cluster + agents included: {:?})",
+        t.elapsed(),
+        started.elapsed()
+    );
+    let s = web_app.status.unwrap();
+    assert_eq!(
+        (s.tasks_running, s.tasks_healthy),
+        (Some(2), Some(2)),
+        "{s:?}"
+    );
+    let in_marathon = marathon.app("/prod/web").await.expect("sample in Marathon");
+    assert_eq!(in_marathon["labels"]["HAPROXY_GROUP"], "external");
+    assert_eq!(
+        in_marathon["container"]["volumes"][0]["persistent"]["type"],
+        "mount"
+    );
+    assert_eq!(in_marathon["upgradeStrategy"]["maximumOverCapacity"], 0.0);
+    let hosts: Vec<&str> = in_marathon["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter_map(|t| t["host"].as_str())
+        .collect();
+    assert_eq!(hosts.len(), 2, "{in_marathon}");
+    assert_ne!(hosts[0], hosts[1], "UNIQUE hostname");
+
+    // Two edits of `instances` in quick succession: the second waits for the first deployment.
+    apps.create(&pp, &web("scale", 1, "/", "10m"))
+        .await
+        .expect("create scale");
+    wait_condition(&apps, "scale", "Ready", Duration::from_secs(120)).await;
+    let set_instances = |n: i32| Patch::Merge(json!({"spec": {"app": {"instances": n}}}));
+    apps.patch("scale", &PatchParams::default(), &set_instances(2))
+        .await
+        .unwrap();
+    let seen = std::sync::Mutex::new(BTreeMap::new());
+    eventually(
+        "scale's first edit deploying",
+        Duration::from_secs(30),
+        || async {
+            let a = apps.get("scale").await.map_err(|e| e.to_string())?;
+            condition(&a, "Progressing")
+                .map(|_| ())
+                .ok_or("not yet".to_string())
+        },
+    )
+    .await;
+    apps.patch("scale", &PatchParams::default(), &set_instances(3))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    eventually("both edits landed", Duration::from_secs(120), || {
+        let (seen, apps, marathon) = (&seen, &apps, &marathon);
+        async move {
+            let a = apps.get("scale").await.map_err(|e| e.to_string())?;
+            for c in &a.status.as_ref().unwrap().conditions {
+                let key = (c.type_.clone(), c.status.clone(), c.reason.clone());
+                *seen.lock().unwrap().entry(key).or_insert(0) += 1;
+            }
+            let instances = marathon
+                .app("/apps/scale")
+                .await
+                .and_then(|v| v["instances"].as_i64());
+            if condition(&a, "Ready").is_some() && instances == Some(3) {
+                Ok(())
+            } else {
+                Err(format!("Marathon instances {instances:?}, {:?}", a.status))
+            }
+        }
+    })
+    .await;
+    eprintln!("two quick edits landed in {:?}", t.elapsed());
+    let seen = seen.into_inner().unwrap();
+    eprintln!(
+        "conditions seen meanwhile: {:?}",
+        seen.keys().collect::<Vec<_>>()
+    );
+    let errors: Vec<_> = seen
+        .keys()
+        .filter(|(type_, status, _)| {
+            (type_ == "Degraded" && status == "True") || (type_ == "Accepted" && status == "False")
+        })
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "error conditions during the edits: {errors:?}; seen {seen:?}"
+    );
+
+    // The failing app: never Ready; after its 25 s timeout rolled back and reported.
+    let sick = wait_condition(&apps, "sick", "Degraded", Duration::from_secs(120)).await;
+    assert_eq!(condition(&sick, "Degraded"), Some("DeploymentTimedOut"));
+    assert_eq!(condition(&sick, "Ready"), None, "never Ready");
+    let s = sick.status.unwrap();
+    assert_eq!(s.rolled_back_generation, sick.metadata.generation);
+    assert!(
+        notes(&client, "sick")
+            .await
+            .iter()
+            .any(|(r, _)| r == "DeploymentTimedOut"),
+        "an Event for the rollback"
+    );
+    eventually(
+        "the sick app's deployments cancelled",
+        Duration::from_secs(60),
+        || async {
+            let ds = marathon.deployments().await;
+            let left: Vec<&Value> = ds
+                .iter()
+                .filter(|d| d["affectedApps"][0] == "/apps/sick")
+                .collect();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        },
+    )
+    .await;
+
+    // Drift: a label added and instances changed directly in Marathon are undone, with an Event.
+    let before = marathon.writes().await;
+    let r = http
+        .put(format!("{}/v2/apps/apps/scale", marathon.url))
+        .json(&json!({"instances": 1, "labels": {"edited": "by-hand"}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    assert_eq!(
+        marathon.writes().await,
+        before + 1,
+        "the write counter counts writes"
+    );
+    let t = Instant::now();
+    eventually("drift restored", Duration::from_secs(120), || async {
+        let a = marathon.app("/apps/scale").await.ok_or("no answer")?;
+        let labels = a["labels"].as_object().map(|l| l.len());
+        if a["instances"] == 3 && labels == Some(0) {
+            Ok(())
+        } else {
+            Err(a.to_string())
+        }
+    })
+    .await;
+    eprintln!("drift restored in {:?}", t.elapsed());
+    let drift: Vec<String> = notes(&client, "scale")
+        .await
+        .into_iter()
+        .filter(|(r, _)| r == "DriftCorrected")
+        .map(|(_, n)| n)
+        .collect();
+    assert!(
+        drift
+            .iter()
+            .any(|n| n.contains("/instances: want 3, Marathon has 1")
+                && n.contains("/labels/edited")),
+        "{drift:?}"
+    );
+
+    // Delete removes the app from Marathon; Orphan leaves it.
+    let mut orphan = web("orphan", 1, "/", "10m");
+    orphan.spec.deletion_policy = mesos_operator::crd::marathon_app::DeletionPolicy::Orphan;
+    apps.create(&pp, &orphan).await.unwrap();
+    wait_condition(&apps, "orphan", "Ready", Duration::from_secs(120)).await;
+    for name in ["scale", "orphan"] {
+        apps.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    eventually(
+        "deleted resources gone",
+        Duration::from_secs(60),
+        || async {
+            let left: Vec<String> = apps
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .iter()
+                .map(|a| a.name_any())
+                .filter(|n| n == "scale" || n == "orphan")
+                .collect();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            }
+        },
+    )
+    .await;
+    eventually(
+        "scale gone from Marathon",
+        Duration::from_secs(60),
+        || async {
+            match marathon.app("/apps/scale").await {
+                Some(Value::Null) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert!(
+        marathon
+            .app("/apps/orphan")
+            .await
+            .is_some_and(|a| a["id"] == "/apps/orphan"),
+        "the orphaned app stays in Marathon"
+    );
+
+    // Marathon's 422: Invalid with its field message, written once, not retried.
+    let invalid = app(
+        "invalid",
+        json!({"clusterRef": {"name": "prod"},
+               "app": {"cmd": "sleep 3600", "constraints": [["hostname", "LIKE", "[unclosed"]]}}),
+    );
+    apps.create(&pp, &invalid).await.unwrap();
+    let rejected = eventually("invalid rejected", Duration::from_secs(60), || async {
+        let a = apps.get("invalid").await.map_err(|e| e.to_string())?;
+        let c = a
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Accepted").cloned())
+            .ok_or("no Accepted condition")?;
+        if c.status == "False" {
+            Ok(c)
+        } else {
+            Err(format!("{c:?}"))
+        }
+    })
+    .await;
+    assert_eq!(rejected.reason, "Invalid");
+    assert!(
+        rejected
+            .message
+            .contains("/constraints(0): Constraint is not valid"),
+        "{}",
+        rejected.message
+    );
+
+    // 100 apps at once.
+    let t = Instant::now();
+    for i in 0..100 {
+        let a = app(
+            &format!("bulk-{i:03}"),
+            json!({"clusterRef": {"name": "prod"},
+                   "app": {"cmd": "sleep 3600", "cpus": 0.01, "mem": 1, "instances": 1}}),
+        );
+        apps.create(&pp, &a).await.expect("create bulk app");
+    }
+    eventually("100 apps Ready", Duration::from_secs(300), || async {
+        let list = apps
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let ready = list
+            .items
+            .iter()
+            .filter(|a| a.name_any().starts_with("bulk-") && condition(a, "Ready").is_some())
+            .count();
+        if ready == 100 {
+            Ok(())
+        } else {
+            Err(format!("{ready}/100 Ready"))
+        }
+    })
+    .await;
+    eprintln!("100 apps Ready in {:?}", t.elapsed());
+
+    // A full resync of every app afterwards: no Marathon write, no status write.
+    let versions = |list: Vec<MarathonApp>| -> BTreeMap<String, Option<String>> {
+        list.into_iter()
+            .map(|a| (a.name_any(), a.resource_version()))
+            .collect()
+    };
+    // Let the last deployments' status writes land first.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let requests = "mesos_operator_marathon_requests_total";
+    let put_422 = ["code=\"422\"", "endpoint=\"PUT /v2/apps/{id}\""];
+    let reads = ["code=\"200\"", "endpoint=\"GET /v2/apps/{id}\""];
+    let writes_before = marathon.writes().await;
+    let rejections_before = operator_metric(&http, &metrics_addr, requests, &put_422).await;
+    let reads_before = operator_metric(&http, &metrics_addr, requests, &reads).await;
+    let versions_before = versions(apps.list(&ListParams::default()).await.unwrap().items);
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let reads_after = operator_metric(&http, &metrics_addr, requests, &reads).await;
+    assert!(
+        reads_after - reads_before >= 100.0,
+        "every app was looked at again (reads {reads_before} -> {reads_after})"
+    );
+    assert_eq!(
+        marathon.writes().await,
+        writes_before,
+        "a resync wrote to Marathon"
+    );
+    assert_eq!(
+        versions(apps.list(&ListParams::default()).await.unwrap().items),
+        versions_before,
+        "a resync wrote a MarathonApp"
+    );
+    assert_eq!(rejections_before, 1.0, "the invalid app was sent once");
+    assert_eq!(
+        operator_metric(&http, &metrics_addr, requests, &put_422).await,
+        1.0,
+        "no retry of a rejected app"
+    );
+    eprintln!("whole test {:?}", started.elapsed());
+    drop(operator);
+    runner.shutdown().await;
+}

@@ -44,6 +44,8 @@ pub struct Context {
     pub http: reqwest::Client,
     pub metrics: Metrics,
     pub recorder: Recorder,
+    /// Who reports this operator's Events (for Events written without the recorder's series).
+    pub reporter: Reporter,
     /// The MesosAgentPool controller's own metric families.
     pub agent_pools: agent_pool::PoolMetrics,
     /// The MarathonApp controller's Marathon call metrics and app states.
@@ -54,7 +56,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, metrics: Metrics, reporter: Reporter) -> Self {
-        let recorder = Recorder::new(client.clone(), reporter);
+        let recorder = Recorder::new(client.clone(), reporter.clone());
         let agent_pools = agent_pool::PoolMetrics::register(metrics.registry())
             .expect("agent pool metric names are registered once");
         let marathon = marathon_app::Shared::new(metrics.registry());
@@ -63,6 +65,7 @@ impl Context {
             http: reqwest::Client::new(),
             metrics,
             recorder,
+            reporter,
             marathon,
             agent_pools,
             failures: Mutex::default(),

@@ -5,12 +5,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use e2e::process::Supervised;
 use e2e::{ControlPlane, NodeRunner, NodeRunnerConfig};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{ListParams, PostParams};
-use kube::{Api, Client};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::{Api, Client, ResourceExt};
 use mesos_operator::controllers::cluster::masters;
 use mesos_operator::controllers::cluster::member::LABEL_CLUSTER;
+use mesos_operator::crd::MesosCluster;
 use mesos_operator::mesos::{MasterMetrics, master_metrics};
 
 /// Polls `check` until it returns `Ok`, or fails naming `what` and the last thing it saw.
@@ -127,4 +129,196 @@ pub async fn cluster_env(ns: &str) -> (ControlPlane, NodeRunner, Client) {
         .await
         .expect("create namespace");
     (cp, runner, client)
+}
+
+/// The operator process and where its `/metrics` are served.
+pub struct Operator {
+    pub process: Supervised,
+    pub metrics: String,
+}
+
+impl Operator {
+    /// The sum of the `/metrics` samples whose name and labels start with `prefix`, e.g.
+    /// `mesos_operator_operation_waits_total{` for every reason (0 when there is none).
+    pub async fn metric_sum(&self, http: &reqwest::Client, prefix: &str) -> f64 {
+        let text = http
+            .get(format!("http://{}/metrics", self.metrics))
+            .send()
+            .await
+            .expect("scrape /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// Starts the operator binary against `cp`, logging to `<cp dir>/<log>`. `env` adds variables
+/// (e.g. `FAILPOINTS`), `args` flags after `run`.
+pub fn start_operator(
+    cp: &ControlPlane,
+    log: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> Operator {
+    let metrics = format!("127.0.0.1:{}", e2e::ports::free_port());
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mesos-operator"));
+    cmd.arg("run")
+        .args(["--metrics-addr", &metrics])
+        .args(args)
+        .env("KUBECONFIG", cp.kubeconfig())
+        .env("POD_NAMESPACE", "default")
+        .env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let process =
+        Supervised::spawn("operator", cmd, &cp.dir().join(log)).expect("start the operator");
+    Operator { process, metrics }
+}
+
+/// Creates the MesosCluster `prod` in `ns` from its `spec`.
+pub async fn create_cluster(
+    client: &Client,
+    ns: &str,
+    spec: serde_json::Value,
+) -> Api<MesosCluster> {
+    let api: Api<MesosCluster> = Api::namespaced(client.clone(), ns);
+    let mc: MesosCluster = serde_json::from_value(serde_json::json!({
+        "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosCluster",
+        "metadata": {"name": "prod"}, "spec": spec
+    }))
+    .expect("a MesosCluster");
+    api.create(&PostParams::default(), &mc)
+        .await
+        .expect("create MesosCluster");
+    api
+}
+
+/// Waits until `prod` reports `phase` for its current generation with `masters` ready
+/// (`"3/3"`), and every condition is current.
+pub async fn wait_phase(
+    client: &Client,
+    ns: &str,
+    phase: &str,
+    masters: &str,
+    timeout: Duration,
+) -> MesosCluster {
+    let api: Api<MesosCluster> = Api::namespaced(client.clone(), ns);
+    eventually(
+        &format!("phase {phase} with masters {masters}"),
+        timeout,
+        || async {
+            let mc = api.get("prod").await.map_err(|e| e.to_string())?;
+            let s = mc.status.clone().unwrap_or_default();
+            let ready = s
+                .masters
+                .as_ref()
+                .and_then(|m| m.ready.clone())
+                .unwrap_or_default();
+            let current = s.observed_generation == mc.metadata.generation;
+            if current && s.phase.as_deref() == Some(phase) && ready == masters {
+                Ok(mc)
+            } else {
+                Err(format!(
+                    "phase {:?}, masters {ready}, operation {:?}, conditions {:?}",
+                    s.phase, s.operation, s.conditions
+                ))
+            }
+        },
+    )
+    .await
+}
+
+/// The `Progressing` condition's reason.
+pub fn progressing_reason(mc: &MesosCluster) -> Option<String> {
+    mc.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Progressing")
+        .map(|c| c.reason.clone())
+}
+
+/// The master pods of `prod` in `ns`, by name, with their uid.
+pub async fn master_pods(client: &Client, ns: &str) -> BTreeMap<String, String> {
+    let lp = ListParams::default().labels("mesos.operator.dev/role=master");
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .expect("pods")
+        .items
+        .into_iter()
+        .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
+        .collect()
+}
+
+/// Destroys a follower master as a lost disk and a dead node would: its work volume is
+/// deleted and its pod killed. Returns its name.
+pub async fn destroy_follower(client: &Client, http: &reqwest::Client, ns: &str) -> String {
+    let view = settled_master_view(client, http, ns).await;
+    let victim = view
+        .iter()
+        .find(|(_, (m, _))| !m.elected)
+        .map(|(n, _)| n.clone())
+        .expect("a follower");
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+        .delete(&format!("{victim}-work"), &DeleteParams::default())
+        .await
+        .expect("delete the work volume");
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .delete(&victim, &DeleteParams::default().grace_period(0))
+        .await
+        .expect("kill the pod");
+    victim
+}
+
+/// Waits until `prod` has finished its operation: current generation, `Available`, `n/n`
+/// masters ready, exactly `n` master pods, and `fenced` (if any) tombstoned. Unlike
+/// [`wait_phase`] this cannot be satisfied by the status from before a change that did not
+/// touch the spec (a destroyed member).
+pub async fn wait_completed(
+    client: &Client,
+    ns: &str,
+    n: u32,
+    fenced: Option<&str>,
+    timeout: Duration,
+) -> MesosCluster {
+    let api: Api<MesosCluster> = Api::namespaced(client.clone(), ns);
+    eventually(
+        &format!("{n} masters, {fenced:?} fenced"),
+        timeout,
+        || async {
+            let mc = api.get("prod").await.map_err(|e| e.to_string())?;
+            let s = mc.status.clone().unwrap_or_default();
+            let pods = master_pods(client, ns).await;
+            let ready = s
+                .masters
+                .as_ref()
+                .and_then(|m| m.ready.clone())
+                .unwrap_or_default();
+            let is_fenced = fenced.is_none_or(|f| s.tombstones.masters.iter().any(|t| t.name == f));
+            let done = s.observed_generation == mc.metadata.generation
+                && s.phase.as_deref() == Some("Available")
+                && ready == format!("{n}/{n}")
+                && s.operation.is_none()
+                && pods.len() == n as usize
+                && is_fenced
+                && fenced.is_none_or(|f| !pods.contains_key(f));
+            if done {
+                Ok(mc)
+            } else {
+                Err(format!(
+                    "phase {:?}, masters {ready}, pods {:?}, fenced {is_fenced}, operation {:?}",
+                    s.phase,
+                    pods.keys(),
+                    s.operation
+                ))
+            }
+        },
+    )
+    .await
 }

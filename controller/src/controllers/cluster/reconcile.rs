@@ -13,7 +13,6 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 
@@ -85,7 +84,7 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         apply::count_action(&mut steps, operation.as_ref());
         if !steps.is_empty() {
             execute::execute(&ctx.client, mc, &steps).await?;
-            publish(mc, ctx, &decision, &observed).await;
+            publish(mc, ctx, &decision, &steps, &observed).await;
         }
         count(ctx, &decision, operation.as_ref(), clock.now);
         let leftovers = apply::fenced_leftovers(mc, &pods, &claims);
@@ -251,8 +250,17 @@ async fn budgets(
 
 /// An Event per member action, with the planner's sentence. Fencing the only master discards
 /// the replicated log (a 1 -> N grow the user acknowledged): that gets a Warning of its own.
-async fn publish(mc: &MesosCluster, ctx: &Context, decision: &Decision, observed: &Observed) {
-    let (type_, reason, note) = match decision {
+///
+/// Written directly rather than through the recorder, whose series key ignores the note: every
+/// member action of a kind would be folded into the first one's Event and its sentence lost.
+async fn publish(
+    mc: &MesosCluster,
+    ctx: &Context,
+    decision: &Decision,
+    steps: &[apply::Step],
+    observed: &Observed,
+) {
+    let (type_, reason, mut note) = match decision {
         Decision::RemoveMember {
             role: quorum::Role::Master,
             name,
@@ -260,7 +268,7 @@ async fn publish(mc: &MesosCluster, ctx: &Context, decision: &Decision, observed
             && observed.masters.live().any(|m| &m.name == name) =>
         {
             (
-                EventType::Warning,
+                "Warning",
                 "LogWipe",
                 format!(
                     "{decision} It is the only master: its replicated log is discarded (spec.masters.acknowledgeLogWipe) and a fresh log is started by {} masters with --quorum={}.",
@@ -269,22 +277,44 @@ async fn publish(mc: &MesosCluster, ctx: &Context, decision: &Decision, observed
                 ),
             )
         }
-        Decision::CreateMember { .. } => (EventType::Normal, "CreateMember", decision.to_string()),
-        Decision::RestartMember { .. } => {
-            (EventType::Normal, "RestartMember", decision.to_string())
-        }
-        Decision::RemoveMember { .. } => (EventType::Normal, "RemoveMember", decision.to_string()),
-        Decision::UpdateOperation(_) => (EventType::Normal, "Operation", decision.to_string()),
+        Decision::CreateMember { .. } => ("Normal", "CreateMember", decision.to_string()),
+        Decision::RestartMember { .. } => ("Normal", "RestartMember", decision.to_string()),
+        Decision::RemoveMember { .. } => ("Normal", "RemoveMember", decision.to_string()),
+        Decision::UpdateOperation(_) => ("Normal", "Operation", decision.to_string()),
         Decision::Wait(_) | Decision::Done | Decision::Blocked(_) => return,
     };
-    let event = Event {
-        type_,
-        reason: reason.into(),
+    if matches!(decision, Decision::RestartMember { .. })
+        && !steps.iter().any(|s| matches!(s, apply::Step::DeletePod(_)))
+    {
+        note.push_str(" (pod created again)");
+    }
+    let now = Timestamp::now();
+    let event = k8s_openapi::api::events::v1::Event {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{}.{:x}", mc.name_any(), now.as_nanosecond())),
+            namespace: mc.namespace(),
+            ..Default::default()
+        },
+        action: Some(reason.into()),
+        reason: Some(reason.into()),
         note: Some(note),
-        action: reason.into(),
-        secondary: None,
+        type_: Some(type_.into()),
+        event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            now,
+        )),
+        regarding: Some(mc.object_ref(&())),
+        reporting_controller: Some(ctx.reporter.controller.clone()),
+        reporting_instance: Some(
+            ctx.reporter
+                .instance
+                .clone()
+                .unwrap_or_else(|| ctx.reporter.controller.clone()),
+        ),
+        ..Default::default()
     };
-    if let Err(e) = ctx.recorder.publish(&event, &mc.object_ref(&())).await {
+    let api: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(ctx.client.clone(), &mc.namespace().unwrap_or_default());
+    if let Err(e) = api.create(&PostParams::default(), &event).await {
         tracing::warn!(error = %e, "could not publish event");
     }
 }

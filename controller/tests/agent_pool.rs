@@ -517,6 +517,14 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
         )
         .await
         .expect("scale down");
+    let removed_uid = Api::<Pod>::namespaced(client.clone(), NS)
+        .get("private-agent-3")
+        .await
+        .expect("agent 3")
+        .metadata
+        .uid
+        .expect("a uid");
+    let started = Instant::now();
     let removed_host = "private-agent-3.private-agent.agents.svc.cluster.local";
     let watch = Mutex::new(Watch::default());
     eventually("agent 3 removed", Duration::from_secs(120), || async {
@@ -530,11 +538,16 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
     })
     .await;
     let watch = watch.into_inner();
-    eprintln!("{watch:?}");
+    eprintln!("scaled down in {:?}: {watch:?}", started.elapsed());
     watch.assert_safe();
+    // The master forgets a gone agent at once; the agent itself logged the drain.
+    let log = runner.dir().join(format!(
+        "pods/{NS}_private-agent-3_{removed_uid}/logs/mesos-agent.log"
+    ));
+    let log = std::fs::read_to_string(&log).expect("the removed agent's log");
     assert!(
-        watch.drained.contains(&third["private-agent-3"]),
-        "the removed agent was drained first: {watch:?}"
+        log.contains("Draining: killing"),
+        "the removed agent was drained first"
     );
     let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), NS)
         .list(&ListParams::default().labels("mesos.operator.dev/member=private-agent-3"))
@@ -544,5 +557,84 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
         claims.items.is_empty(),
         "the removed agent's claims are deleted"
     );
+
+    // Scale up again: a new agent 3 on new claims, registered under a new id.
+    pools
+        .patch(
+            "private",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .expect("scale up");
+    let started = Instant::now();
+    let pool = eventually("3 agents again", Duration::from_secs(120), || {
+        settled(&client, &http, 3, |_| true)
+    })
+    .await;
+    eprintln!("scaled up in {:?}", started.elapsed());
+    let fourth = check_agents(&client, &http, &pool, 3, "r2").await;
+    assert_ne!(fourth["private-agent-3"], third["private-agent-3"]);
+
+    // A checkpoint that no longer matches the flags (changed behind the operator's back) makes
+    // the restarted agent crash-loop: the pool reports it Degraded.
+    tamper_checkpoint(&client, &runner, "private-agent-1-var-lib-mesos-slave").await;
+    Api::<Pod>::namespaced(client.clone(), NS)
+        .delete("private-agent-1", &Default::default())
+        .await
+        .expect("delete agent 1");
+    let started = Instant::now();
+    let degraded = eventually("the pool Degraded", Duration::from_secs(120), || async {
+        let pool = pools.get("private").await.map_err(|e| e.to_string())?;
+        let s = pool.status.unwrap_or_default();
+        let degraded = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Degraded" && c.status == "True");
+        match degraded {
+            Some(c) if s.phase.as_deref() == Some("Degraded") => Ok(c.clone()),
+            _ => Err(format!("phase {:?}, {:?}", s.phase, s.conditions)),
+        }
+    })
+    .await;
+    eprintln!(
+        "Degraded after {:?}: {}",
+        started.elapsed(),
+        degraded.message
+    );
+    assert_eq!(degraded.reason, "AgentCrashLooping", "{degraded:?}");
+    assert!(degraded.message.contains("agent 1"), "{degraded:?}");
+    let log = runner
+        .logs(NS, "private-agent-1", "mesos-agent")
+        .expect("the agent's log");
+    assert!(
+        log.contains("Configuration change not permitted under `additive` policy"),
+        "the agent's own log names the cause"
+    );
     runner.shutdown().await;
+}
+
+/// Adds an attribute to the agent checkpoint on claim `claim`'s volume.
+async fn tamper_checkpoint(client: &Client, runner: &e2e::NodeRunner, claim: &str) {
+    let pvc = Api::<PersistentVolumeClaim>::namespaced(client.clone(), NS)
+        .get(claim)
+        .await
+        .expect("the work-dir claim");
+    let pv = pvc.spec.and_then(|s| s.volume_name).expect("a bound claim");
+    let dir = runner.volume_dir(&pv);
+    let slaves = dir.join("meta/slaves");
+    let id = std::fs::read_link(slaves.join("latest")).expect("a checkpoint");
+    let file = slaves
+        .join(id.file_name().expect("an agent id"))
+        .join("slave.info");
+    let mut info: Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("slave.info")).expect("JSON");
+    // An attribute the flags lack: a removal, refused even under the additive policy.
+    let mut extra = info["attributes"][0].clone();
+    extra["name"] = json!("tampered");
+    info["attributes"]
+        .as_array_mut()
+        .expect("attributes")
+        .push(extra);
+    std::fs::write(&file, info.to_string()).expect("rewrite slave.info");
 }

@@ -40,8 +40,10 @@ use plan::{MasterState, Plan, Verdict};
 
 pub use metrics::PoolMetrics;
 
-/// How often a settled pool is looked at again, and how soon during a change.
-const SETTLED: Duration = Duration::from_secs(30);
+/// How often a settled pool is looked at again (agents' Pods and registrations change without
+/// an event on the pool: this is how a lost or crash-looping agent is noticed), and how soon
+/// during a change.
+const SETTLED: Duration = Duration::from_secs(10);
 const CHANGING: Duration = Duration::from_secs(2);
 
 pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, ReconcileError> {

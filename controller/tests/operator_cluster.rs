@@ -54,33 +54,39 @@ async fn the_operator_brings_up_grows_and_pauses_a_cluster() {
     .await;
 
     // Marathon answers, and its servers agree on one leader.
-    let lp = ListParams::default().labels("mesos.operator.dev/role=marathon");
-    let marathons = Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&lp)
-        .await
-        .unwrap();
-    let mut leaders = std::collections::BTreeSet::new();
-    for pod in &marathons.items {
-        let ip = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.clone())
-            .expect("pod IP");
-        let leader: serde_json::Value =
-            eventually("Marathon /v2/leader", Duration::from_secs(60), || async {
-                let r = http
-                    .get(format!("http://{ip}:8080/v2/leader"))
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !r.status().is_success() {
-                    return Err(r.status().to_string());
-                }
-                r.json().await.map_err(|e| e.to_string())
-            })
-            .await;
-        leaders.insert(leader["leader"].as_str().unwrap_or_default().to_string());
-    }
+    let leaders = eventually("one Marathon leader", Duration::from_secs(60), || async {
+        let lp = ListParams::default().labels("mesos.operator.dev/role=marathon");
+        let pods = Api::<Pod>::namespaced(client.clone(), NS)
+            .list(&lp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut leaders = std::collections::BTreeSet::new();
+        for pod in &pods.items {
+            let ip = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.pod_ip.clone())
+                .ok_or("no pod IP yet")?;
+            let r = http
+                .get(format!("http://{ip}:8080/v2/leader"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+            leaders.insert(
+                body["leader"]
+                    .as_str()
+                    .ok_or(format!("{body}"))?
+                    .to_string(),
+            );
+        }
+        if pods.items.len() == 2 {
+            Ok(leaders)
+        } else {
+            Err(format!("{} servers", pods.items.len()))
+        }
+    })
+    .await;
     assert_eq!(leaders.len(), 1, "one Marathon leader: {leaders:?}");
 
     let grow = |n: i32| Patch::Merge(json!({"spec": {"masters": {"replicas": n}}}));

@@ -33,30 +33,37 @@ where
     }
 }
 
-/// Every master's metrics once exactly one of them leads.
+/// Every master's metrics once all of them answer, every one has recovered its log and
+/// exactly one leads.
 pub async fn settled_master_view(
     client: &Client,
     http: &reqwest::Client,
     ns: &str,
 ) -> BTreeMap<String, (MasterMetrics, Vec<String>)> {
     // A restarted leader's ZooKeeper session has to expire before another master leads.
-    eventually("one elected master", Duration::from_secs(60), || async {
-        let view = master_view(client, http, ns).await;
+    eventually("settled masters", Duration::from_secs(90), || async {
+        let view = try_master_view(client, http, ns).await?;
         let leaders = view.values().filter(|(m, _)| m.elected).count();
-        if leaders == 1 {
+        let recovering: Vec<&String> = view
+            .iter()
+            .filter(|(_, (m, _))| !m.recovered)
+            .map(|(n, _)| n)
+            .collect();
+        if leaders == 1 && recovering.is_empty() {
             Ok(view)
         } else {
-            Err(format!("{leaders} leaders"))
+            Err(format!("{leaders} leaders, recovering {recovering:?}"))
         }
     })
     .await
 }
 
-pub async fn master_view(
+/// Every master's metrics and flags; an error names the first master that did not answer.
+pub async fn try_master_view(
     client: &Client,
     http: &reqwest::Client,
     ns: &str,
-) -> BTreeMap<String, (MasterMetrics, Vec<String>)> {
+) -> Result<BTreeMap<String, (MasterMetrics, Vec<String>)>, String> {
     let lp = ListParams::default().labels(&format!(
         "{LABEL_CLUSTER}=prod,mesos.operator.dev/role=master"
     ));
@@ -64,7 +71,7 @@ pub async fn master_view(
     for pod in Api::<Pod>::namespaced(client.clone(), ns)
         .list(&lp)
         .await
-        .expect("pods")
+        .map_err(|e| e.to_string())?
         .items
     {
         let name = pod.metadata.name.clone().unwrap_or_default();
@@ -72,21 +79,21 @@ pub async fn master_view(
             .status
             .as_ref()
             .and_then(|s| s.pod_ip.clone())
-            .expect("pod IP");
+            .ok_or_else(|| format!("{name} has no IP yet"))?;
         let metrics = master_metrics(
             http,
             &format!("{ip}:{}", masters::PORT),
             Duration::from_secs(2),
         )
         .await
-        .expect("metrics");
+        .map_err(|e| format!("{name}: {e}"))?;
         let args = pod.spec.unwrap().containers[0]
             .args
             .clone()
             .unwrap_or_default();
         out.insert(name, (metrics, args));
     }
-    out
+    Ok(out)
 }
 
 /// One leader, every replica recovered and seeing `size` replicas, no violation, `--quorum=q`.

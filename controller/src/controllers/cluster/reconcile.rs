@@ -174,8 +174,11 @@ async fn marathon_members(
         .filter(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some(Role::Marathon.label()))
         .filter_map(|p| Some((observe::ordinal(&p.name_any())?, p)))
         .collect();
+    // Marathon starts (and moves) only on the ensemble the spec asks for, so it is not rolled
+    // once per server while ZooKeeper is still growing or shrinking.
+    let zk_settled = !zk.is_empty() && zk.len() == mc.spec.zookeeper.replicas as usize;
     for ordinal in 1..=want {
-        if !existing.contains_key(&ordinal) && !zk.is_empty() {
+        if !existing.contains_key(&ordinal) && zk_settled {
             let pod = marathon::pod(mc, ordinal, zk, &Utc::now().timestamp_millis().to_string());
             match api.create(&PostParams::default(), &pod).await {
                 Ok(_) => {}
@@ -201,7 +204,7 @@ async fn marathon_members(
     let hash = |p: &Pod| p.annotations().get(ANNOTATION_CONFIG_HASH).cloned();
     let outdated = existing
         .iter()
-        .filter(|_| settled && !zk.is_empty())
+        .filter(|_| settled && zk_settled)
         .find(|(ordinal, pod)| hash(pod) != hash(&marathon::pod(mc, **ordinal, zk, "")))
         .into_iter();
     for (_, pod) in surplus.chain(outdated) {

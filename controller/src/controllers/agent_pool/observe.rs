@@ -40,6 +40,11 @@ pub fn pod_view(pod: &Pod) -> PodView {
             .and_then(|j| serde_json::from_str::<AgentInfo>(j).ok()),
         pod_hash: text(ANNOTATION_POD_HASH),
         checkpoint_key: text(ANNOTATION_CHECKPOINT_KEY),
+        created_ns: pod
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(0, |t| t.0.as_nanosecond() as i64),
         terminating: pod.metadata.deletion_timestamp.is_some(),
         ready: container.is_some_and(|c| c.ready),
         crash: container.and_then(crash),
@@ -91,6 +96,7 @@ pub fn by_hostname(agents: &[Agent]) -> BTreeMap<String, (MasterView, Vec<String
                 agent_id: newest.id.clone(),
                 active: newest.active,
                 drain: newest.drain,
+                registered_ns: newest.registered_time_ns,
             };
             Some((host.to_string(), (view, stale)))
         })

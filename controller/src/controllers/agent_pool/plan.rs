@@ -27,6 +27,9 @@ pub struct PodView {
     pub info: Option<AgentInfo>,
     pub pod_hash: String,
     pub checkpoint_key: String,
+    /// When the Pod was created (ns since the epoch): a registration older than the Pod
+    /// belongs to a previous Pod of the agent.
+    pub created_ns: i64,
     pub terminating: bool,
     /// The agent container runs and passes its readiness probe.
     pub ready: bool,
@@ -40,6 +43,7 @@ pub struct MasterView {
     pub agent_id: String,
     pub active: bool,
     pub drain: Option<DrainState>,
+    pub registered_ns: i64,
 }
 
 /// One ordinal of the pool.
@@ -208,7 +212,18 @@ pub fn plan(
         let info_changed = pod.info.as_ref().map(AgentInfo::hash) != Some(want_hash.clone());
         let pod_changed = pod.pod_hash != d.pod_hash;
         if !info_changed && !pod_changed {
-            if !serving(a, master) {
+            // Drained, but the spec it was drained for is gone (reverted, or a scale-down
+            // undone): it runs nothing, so it comes back as a new agent rather than stay idle.
+            let drained_here = a.master.as_ref().is_some_and(|m| {
+                m.drain == Some(DrainState::Drained) && m.registered_ns >= pod.created_ns
+            });
+            if drained_here {
+                steps.push(Step::Replace {
+                    ordinal,
+                    checkpoint_key: fresh_key(d, incarnation),
+                    why: Replacement::Drained,
+                });
+            } else if !serving(a, master) {
                 waits.push((
                     "WaitingForRegistration",
                     format!("{name}: waiting until it is registered and active"),
@@ -468,6 +483,7 @@ mod tests {
                 info: Some(info.clone()),
                 pod_hash: "p1".into(),
                 checkpoint_key: format!("k{ordinal}"),
+                created_ns: 10,
                 terminating: false,
                 ready: true,
                 crash: None,
@@ -476,6 +492,7 @@ mod tests {
                 agent_id: format!("S{ordinal}"),
                 active: true,
                 drain: None,
+                registered_ns: 20,
             }),
             stale_ids: Vec::new(),
             ledger: Some((format!("k{ordinal}"), info.hash())),
@@ -736,6 +753,39 @@ mod tests {
         let p = plan(&d, &agents, MasterState::Unreachable, "t9");
         assert_eq!(p.steps.len(), 1);
         assert!(matches!(p.steps[0], Step::Create { ordinal: 3, .. }));
+    }
+
+    #[test]
+    fn a_drained_agent_whose_change_was_undone_comes_back_as_a_new_agent() {
+        let i = info(2, "r1");
+        let d = desired(i.clone(), 3, false);
+        let mut agents = pool(3, &i);
+        let m = agents.get_mut(&3).unwrap().master.as_mut().unwrap();
+        m.drain = Some(DrainState::Drained);
+        m.active = false;
+        let p = run(&d, &agents);
+        assert_eq!(
+            p.steps,
+            [Step::Replace {
+                ordinal: 3,
+                checkpoint_key: format!("{}-t9", i.hash()),
+                why: Replacement::Drained
+            }]
+        );
+        // A drained registration older than the Pod is a previous Pod's: wait for this one.
+        agents
+            .get_mut(&3)
+            .unwrap()
+            .master
+            .as_mut()
+            .unwrap()
+            .registered_ns = 5;
+        let p = run(&d, &agents);
+        assert!(p.steps.is_empty(), "{p:?}");
+        assert_eq!(reason(&p), "WaitingForRegistration");
+        // Still draining: wait for it.
+        agents.get_mut(&3).unwrap().master.as_mut().unwrap().drain = Some(DrainState::Draining);
+        assert!(run(&d, &agents).steps.is_empty());
     }
 
     #[test]

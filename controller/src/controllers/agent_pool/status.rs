@@ -214,6 +214,7 @@ mod tests {
                 info: None,
                 pod_hash: "p".into(),
                 checkpoint_key: key.into(),
+                created_ns: 0,
                 terminating: false,
                 ready: true,
                 crash: None,
@@ -222,6 +223,7 @@ mod tests {
                 agent_id: format!("id-{key}"),
                 active,
                 drain,
+                registered_ns: 0,
             }),
             ..Observed::default()
         }

@@ -6,11 +6,9 @@
 //! one at a time, and a scale-down drains the removed agent and marks it gone.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-use e2e::process::Supervised;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -25,19 +23,6 @@ use common::eventually;
 const NS: &str = "agents";
 /// P1 = 4 GiB = 4096 MB, minus the 100 MB DC/OS keeps back.
 const MOUNT_MB: f64 = 3996.0;
-
-fn operator(cp: &e2e::ControlPlane) -> Supervised {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mesos-operator"));
-    cmd.args([
-        "run",
-        "--metrics-addr",
-        &format!("127.0.0.1:{}", e2e::ports::free_port()),
-    ])
-    .env("KUBECONFIG", cp.kubeconfig())
-    .env("POD_NAMESPACE", "default")
-    .env("RUST_LOG", "info");
-    Supervised::spawn("operator", cmd, &cp.dir().join("operator.log")).expect("start the operator")
-}
 
 /// The pool once it is Ready for its current generation with `replicas` agents, each of whose
 /// own `/state` satisfies `agent`; else what it looks like.
@@ -354,7 +339,7 @@ async fn task_ids(client: &Client, http: &reqwest::Client) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining() {
     let (cp, runner, client) = common::cluster_env(NS).await;
-    let _operator = operator(&cp);
+    let operator = common::start_operator(&cp, "operator.log", &[], &[]);
     let http = reqwest::Client::new();
 
     let clusters: Api<MesosCluster> = Api::namespaced(client.clone(), NS);
@@ -495,6 +480,19 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
         || app_on_pool(&client, &http),
     )
     .await;
+    // The operator's own account agrees: three drains, three new ids, three active agents.
+    let metric = |m: &'static str| operator.metric_sum(&http, m);
+    let drains =
+        metric(r#"mesos_operator_agent_pool_steps_total{outcome="ok",step="DrainingAgent"}"#);
+    assert_eq!(drains.await, 3.0);
+    let new_ids = metric(
+        r#"mesos_operator_agent_pool_reregistrations_total{namespace="agents",outcome="new_id""#,
+    );
+    assert_eq!(new_ids.await, 3.0);
+    let active = metric(
+        r#"mesos_operator_agent_pool_agents{namespace="agents",pool="private",state="active"}"#,
+    );
+    assert_eq!(active.await, 3.0);
     let after_tasks = task_ids(&client, &http).await;
     assert!(
         before_tasks.is_disjoint(&after_tasks),

@@ -231,7 +231,7 @@ pub fn plan(
             }
             continue;
         }
-        // A change this agent has started is finished first; a new one needs budget.
+        // A change this agent has started is finished first; a new one takes budget.
         let started = !serving(a, master);
         if !started && budget == 0 {
             waits.push((
@@ -240,6 +240,9 @@ pub fn plan(
             ));
             continue;
         }
+        if !started {
+            budget -= 1;
+        }
         let keep_id = !info_changed
             || (d.additive
                 && pod
@@ -247,9 +250,6 @@ pub fn plan(
                     .as_ref()
                     .is_some_and(|old| d.info.only_adds_to(old)));
         if keep_id {
-            if !started {
-                budget -= 1;
-            }
             steps.push(Step::Replace {
                 ordinal,
                 checkpoint_key: pod.checkpoint_key.clone(),
@@ -261,83 +261,45 @@ pub fn plan(
             });
             continue;
         }
-        match (&a.master, master) {
-            (_, MasterState::Unreachable) => {
-                waits.push((
-                    "WaitingForMaster",
-                    format!("{name}: no leading master to drain it with"),
-                ));
-            }
-            (Some(m), _) if m.drain.is_none() => {
-                if !started {
-                    budget -= 1;
-                }
-                steps.push(Step::Drain {
-                    ordinal,
-                    agent_id: m.agent_id.clone(),
-                });
-            }
-            (Some(m), _) if m.drain == Some(DrainState::Draining) => {
-                waits.push((
-                    "Draining",
-                    format!(
-                        "{name} ({}) is draining: waiting until its tasks are gone",
-                        m.agent_id
-                    ),
-                ));
-            }
-            // Drained, or never registered: nothing runs on it.
-            _ => {
-                if !started {
-                    budget -= 1;
-                }
-                steps.push(Step::Replace {
-                    ordinal,
-                    checkpoint_key: fresh_key(d, incarnation),
-                    why: Replacement::Drained,
-                });
-            }
+        match drain_phase(a, master) {
+            DrainPhase::NoMaster => waits.push(no_master(&name)),
+            DrainPhase::Draining(id) => waits.push((
+                "Draining",
+                format!("{name} ({id}) is draining: waiting until its tasks are gone"),
+            )),
+            DrainPhase::Start(agent_id) => steps.push(Step::Drain { ordinal, agent_id }),
+            DrainPhase::Done => steps.push(Step::Replace {
+                ordinal,
+                checkpoint_key: fresh_key(d, incarnation),
+                why: Replacement::Drained,
+            }),
         }
     }
 
     // Scale down, highest ordinal first, within the budget.
     for (&ordinal, a) in agents.iter().rev().filter(|(o, _)| **o > d.replicas) {
         let name = format!("agent {ordinal}");
-        let master_id = a.master.as_ref().map(|m| m.agent_id.clone());
         let removable = a.pod.is_some() || a.has_claims || a.master.is_some();
         if !removable {
             continue;
         }
-        match (&a.master, master) {
-            (Some(_), MasterState::Unreachable) => {
-                waits.push((
-                    "WaitingForMaster",
-                    format!("{name}: no leading master to drain it with"),
-                ));
-            }
-            (Some(m), _) if m.drain.is_none() => {
-                if budget == 0 {
-                    waits.push((
-                        "WaitingForBudget",
-                        format!("{name}: waiting for maxUnavailable to remove it"),
-                    ));
-                    continue;
-                }
+        match drain_phase(a, master) {
+            DrainPhase::NoMaster => waits.push(no_master(&name)),
+            DrainPhase::Start(_) if budget == 0 => waits.push((
+                "WaitingForBudget",
+                format!("{name}: waiting for maxUnavailable to remove it"),
+            )),
+            DrainPhase::Start(agent_id) => {
                 budget -= 1;
-                steps.push(Step::Drain {
-                    ordinal,
-                    agent_id: m.agent_id.clone(),
-                });
+                steps.push(Step::Drain { ordinal, agent_id });
             }
-            (Some(m), _) if m.drain == Some(DrainState::Draining) => {
-                waits.push((
-                    "Draining",
-                    format!("{name} ({}) is draining before removal", m.agent_id),
-                ));
-            }
-            _ => steps.push(Step::Remove {
+            DrainPhase::Draining(id) => waits.push((
+                "Draining",
+                format!("{name} ({id}) is draining before removal"),
+            )),
+            DrainPhase::Done => steps.push(Step::Remove {
                 ordinal,
-                agent_id: master_id,
+                agent_id: a.master.as_ref().map(|m| m.agent_id.clone()),
             }),
         }
     }
@@ -355,6 +317,35 @@ pub fn plan(
         Verdict::Done
     };
     Plan { steps, verdict }
+}
+
+/// Where an agent stands in the drain that precedes a new identity or a removal.
+enum DrainPhase {
+    /// Registered: the drain can start.
+    Start(String),
+    Draining(String),
+    /// Drained, or not registered at all: nothing runs on it.
+    Done,
+    /// It is registered but no master can be asked.
+    NoMaster,
+}
+
+fn drain_phase(a: &Observed, master: MasterState) -> DrainPhase {
+    match (&a.master, master) {
+        (Some(_), MasterState::Unreachable) => DrainPhase::NoMaster,
+        (Some(m), _) if m.drain.is_none() => DrainPhase::Start(m.agent_id.clone()),
+        (Some(m), _) if m.drain == Some(DrainState::Draining) => {
+            DrainPhase::Draining(m.agent_id.clone())
+        }
+        _ => DrainPhase::Done,
+    }
+}
+
+fn no_master(name: &str) -> (&'static str, String) {
+    (
+        "WaitingForMaster",
+        format!("{name}: no leading master to drain it with"),
+    )
 }
 
 /// Offering its resources: Pod ready, registered, active and not draining (without a master

@@ -368,7 +368,16 @@ async fn write_status(
         )
         .await
     {
-        Ok(_) => Ok(true),
+        Ok(_) => {
+            let ready = next.conditions.iter().find(|c| c.type_ == plan::READY);
+            tracing::info!(
+                ready = ready.map(|c| c.status.as_str()),
+                reason = ready.map(|c| c.reason.as_str()),
+                message = ready.map(|c| c.message.as_str()),
+                "status updated"
+            );
+            Ok(true)
+        }
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
         Err(e) => Err(StatusError::Patch(e).into()),
     }

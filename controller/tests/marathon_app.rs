@@ -507,6 +507,37 @@ async fn marathon_apps_through_the_operator() {
         "the orphaned app stays in Marathon"
     );
 
+    // An app of a cluster that does not exist: reported, and deleting it is not blocked.
+    let ghost = app(
+        "ghost",
+        json!({"clusterRef": {"name": "ghost"}, "app": {"cmd": "sleep 3600"}}),
+    );
+    apps.create(&pp, &ghost).await.unwrap();
+    let g = wait_condition(&apps, "ghost", "Degraded", Duration::from_secs(60)).await;
+    assert_eq!(condition(&g, "Degraded"), Some("ClusterNotFound"));
+    assert!(
+        g.finalizers()
+            .iter()
+            .any(|f| f == "mesos.operator.dev/marathon-app")
+    );
+    apps.delete("ghost", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("ghost deleted", Duration::from_secs(60), || async {
+        match apps.get_opt("ghost").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(a) => Err(format!("still there: {:?}", a.metadata.finalizers)),
+        }
+    })
+    .await;
+    assert!(
+        notes(&client, "ghost")
+            .await
+            .iter()
+            .any(|(r, _)| r == "ClusterGone"),
+        "a ClusterGone Event"
+    );
+
     // Marathon's 422: Invalid with its field message, written once, not retried.
     let invalid = app(
         "invalid",

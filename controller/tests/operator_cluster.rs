@@ -88,6 +88,25 @@ async fn the_operator_brings_up_grows_and_pauses_a_cluster() {
     })
     .await;
     assert_eq!(leaders.len(), 1, "one Marathon leader: {leaders:?}");
+    let leader = leaders
+        .first()
+        .and_then(|l| l.split('.').next())
+        .unwrap_or_default()
+        .to_string();
+    eventually(
+        "the Marathon leader in status",
+        Duration::from_secs(30),
+        || async {
+            let mc = clusters.get("prod").await.map_err(|e| e.to_string())?;
+            let reported = mc.status.and_then(|s| s.marathon).and_then(|m| m.leader);
+            if reported.as_deref() == Some(leader.as_str()) {
+                Ok(())
+            } else {
+                Err(format!("{reported:?}"))
+            }
+        },
+    )
+    .await;
 
     let grow = |n: i32| Patch::Merge(json!({"spec": {"masters": {"replicas": n}}}));
     clusters

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use super::member::{LABEL_MEMBER, LABEL_ROLE, Role};
-use super::{masters, zookeeper};
+use super::{marathon, masters, zookeeper};
 use crate::quorum::Health;
 use crate::zookeeper::ServerState;
 
@@ -42,6 +42,27 @@ pub async fn health(pods: &[Pod], http: &reqwest::Client) -> BTreeMap<String, He
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// The Marathon member that leads, as the first Marathon server that answers `/v2/leader`
+/// names it (`<member>.<service>...:<port>`).
+pub async fn marathon_leader(pods: &[Pod], http: &reqwest::Client) -> Option<String> {
+    let ips = pods
+        .iter()
+        .filter(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some(Role::Marathon.label()))
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone());
+    for ip in ips {
+        let url = format!("http://{ip}:{}/v2/leader", marathon::HTTP_PORT);
+        let Ok(answer) = http.get(&url).timeout(TIMEOUT).send().await else {
+            continue;
+        };
+        if let Ok(body) = answer.json::<serde_json::Value>().await
+            && let Some(leader) = body["leader"].as_str()
+        {
+            return leader.split(['.', ':']).next().map(String::from);
+        }
+    }
+    None
 }
 
 async fn zookeeper_health(addr: &str) -> Option<Health> {

@@ -62,7 +62,10 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         .await
         .map_err(kube("listing claims"))?
         .items;
-    let health = probe::health(&pods, &ctx.http).await;
+    let (health, marathon_leader) = futures::join!(
+        probe::health(&pods, &ctx.http),
+        probe::marathon_leader(&pods, &ctx.http)
+    );
     let observed = observe::observed(mc, &pods, &claims, &health)?;
     let zk: Vec<u32> = observed.zookeeper.live().map(|m| m.ordinal).collect();
 
@@ -96,7 +99,7 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
     }
 
     // Status: what the members report, and why the operator is (not) acting.
-    let view = status_view(
+    let mut view = status_view(
         mc,
         &observed,
         &pods,
@@ -104,6 +107,7 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         operation.as_ref(),
         clock.now,
     );
+    view.marathon.leader = marathon_leader;
     if !view.matches(mc) {
         status::apply(mc, &view, &ctx.client).await?;
     }

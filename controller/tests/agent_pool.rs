@@ -609,6 +609,63 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
         log.contains("Configuration change not permitted under `additive` policy"),
         "the agent's own log names the cause"
     );
+
+    // Deleting the pool empties it first: every agent is marked gone at the master (the
+    // crash-looping one at once, the others after a drain), then its Pods and claims go.
+    let mut uids = BTreeMap::new();
+    for pod in ["private-agent-2", "private-agent-3"] {
+        let p = Api::<Pod>::namespaced(client.clone(), NS)
+            .get(pod)
+            .await
+            .expect("agent pod");
+        uids.insert(pod, p.metadata.uid.expect("a uid"));
+    }
+    pools
+        .delete("private", &Default::default())
+        .await
+        .expect("delete the pool");
+    let started = Instant::now();
+    eventually(
+        "the pool and its agents gone",
+        Duration::from_secs(120),
+        || async {
+            let master = registered(&client, &http).await;
+            let pool = pools.get_opt("private").await.map_err(|e| e.to_string())?;
+            let mine = ListParams::default().labels("mesos.operator.dev/agent-pool=private");
+            let pods = Api::<Pod>::namespaced(client.clone(), NS)
+                .list(&mine)
+                .await
+                .map_err(|e| e.to_string())?;
+            let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), NS)
+                .list(&mine)
+                .await
+                .map_err(|e| e.to_string())?;
+            if master.is_empty()
+                && pool.is_none()
+                && pods.items.is_empty()
+                && claims.items.is_empty()
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "master knows {:?}, pool {}, {} pods, {} claims",
+                    master.keys(),
+                    pool.is_some(),
+                    pods.items.len(),
+                    claims.items.len()
+                ))
+            }
+        },
+    )
+    .await;
+    eprintln!("pool deleted in {:?}", started.elapsed());
+    for (pod, uid) in &uids {
+        let log = runner
+            .dir()
+            .join(format!("pods/{NS}_{pod}_{uid}/logs/mesos-agent.log"));
+        let log = std::fs::read_to_string(&log).expect("the agent's log");
+        assert!(log.contains("Draining: killing"), "{pod} was drained first");
+    }
     runner.shutdown().await;
 }
 

@@ -46,17 +46,34 @@ pub use metrics::PoolMetrics;
 const SETTLED: Duration = Duration::from_secs(10);
 const CHANGING: Duration = Duration::from_secs(2);
 
+/// Held while the pool has agents: a deleted pool drains and marks gone every agent (as a
+/// scale-down to 0) before its Pods and claims go, so no framework waits for their tasks.
+pub const FINALIZER: &str = "mesos.operator.dev/agent-pool";
+
 pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, ReconcileError> {
-    if pool.validate().is_err() {
+    // A deleted pool is emptied whatever its spec says; it needs only its objects and the master.
+    let deleting = pool.metadata.deletion_timestamp.is_some();
+    if !deleting && pool.validate().is_err() {
         return accept::reconcile(pool, ctx).await;
     }
-    if conditions::find(pool.conditions(), ACCEPTED).is_none_or(|c| c.status != "True") {
+    if deleting && !pool.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    if !deleting && conditions::find(pool.conditions(), ACCEPTED).is_none_or(|c| c.status != "True")
+    {
         accept::publish(pool, ctx, &accept::verdict(pool).0).await;
     }
     let ns = pool
         .namespace()
         .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
-    shared_objects(pool, ctx, &ns).await?;
+    if !deleting {
+        if !pool.finalizers().iter().any(|f| f == FINALIZER) {
+            let mut finalizers = pool.finalizers().to_vec();
+            finalizers.push(FINALIZER.into());
+            patch_finalizers(pool, ctx, &ns, finalizers).await?;
+        }
+        shared_objects(pool, ctx, &ns).await?;
+    }
 
     // Observe: our Pods and claims, the cluster's ZooKeeper servers and masters, the leader.
     let mine = ListParams::default().labels(&format!("{}={}", agent::LABEL_POOL, pool.name_any()));
@@ -90,7 +107,17 @@ pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, R
         Ok((leader, agents)) => (Ok(leader), agents),
         Err(e) => (Err(e.to_string()), Vec::new()),
     };
-    let observed = observe::observed(pool, &pods, &claims, &registrations);
+    let replicas = if deleting {
+        0
+    } else {
+        u32::try_from(pool.spec.replicas).unwrap_or(0)
+    };
+    let observed = observe::observed(pool, replicas, &pods, &claims, &registrations);
+    if deleting && observed.values().all(plan::Observed::is_empty) {
+        let rest = pool.finalizers().iter().filter(|f| *f != FINALIZER);
+        patch_finalizers(pool, ctx, &ns, rest.cloned().collect()).await?;
+        return Ok(Action::await_change());
+    }
 
     // Plan.
     let info = AgentInfo::of(pool);
@@ -100,13 +127,13 @@ pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, R
         .unwrap_or_default();
     let flags = agent::flags(pool, &info, &zk_connect);
     let desired = plan::Desired {
-        replicas: u32::try_from(pool.spec.replicas).unwrap_or(0),
+        replicas,
         info: info.clone(),
         pod_hash: agent::pod_hash(pool, &flags),
         additive: pool.spec.reconfiguration.policy == ReconfigurationPolicy::Additive,
         max_unavailable: u32::try_from(pool.spec.reconfiguration.max_unavailable).unwrap_or(1),
     };
-    let plan = if cluster.is_none() || zk.is_empty() {
+    let plan = if !deleting && (cluster.is_none() || zk.is_empty()) {
         Plan {
             steps: Vec::new(),
             verdict: Verdict::Progressing {
@@ -118,10 +145,10 @@ pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, R
             },
         }
     } else {
-        let state = if leader.is_ok() {
-            MasterState::Reachable
-        } else {
-            MasterState::Unreachable
+        let state = match (&leader, &cluster) {
+            (Ok(_), _) => MasterState::Reachable,
+            (Err(_), None) => MasterState::ClusterGone,
+            (Err(_), Some(_)) => MasterState::Unreachable,
         };
         let incarnation = chrono::Utc::now().timestamp_millis().to_string();
         plan::plan(&desired, &observed, state, &incarnation)
@@ -211,6 +238,28 @@ async fn announce_reregistrations(ctx: &Context, pool: &MesosAgentPool, rows: &[
             tracing::warn!(error = %e, "could not publish event");
         }
     }
+}
+
+/// Replaces the finalizer list, guarded by the resourceVersion the decision was made on.
+async fn patch_finalizers(
+    pool: &MesosAgentPool,
+    ctx: &Context,
+    ns: &str,
+    finalizers: Vec<String>,
+) -> Result<(), ReconcileError> {
+    let patch = serde_json::json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": pool.resource_version(),
+    }});
+    Api::<MesosAgentPool>::namespaced(ctx.client.clone(), ns)
+        .patch(
+            &pool.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map(drop)
+        .map_err(kube("patching the finalizers"))
 }
 
 /// The pool's Service and, unless overridden, the Azure premium StorageClasses its claims name.

@@ -106,11 +106,11 @@ pub fn by_hostname(agents: &[Agent]) -> BTreeMap<String, (MasterView, Vec<String
 /// Every ordinal the pool has anything of, plus `1..=replicas`.
 pub fn observed(
     pool: &MesosAgentPool,
+    replicas: u32,
     pods: &[Pod],
     claims: &[PersistentVolumeClaim],
     agents: &[Agent],
 ) -> BTreeMap<u32, Observed> {
-    let replicas = u32::try_from(pool.spec.replicas).unwrap_or(0);
     let mut out: BTreeMap<u32, Observed> =
         (1..=replicas).map(|o| (o, Observed::default())).collect();
     for pod in pods {

@@ -59,11 +59,24 @@ pub struct Observed {
     pub has_claims: bool,
 }
 
-/// What the leading master told us, if anything.
+impl Observed {
+    /// Nothing of the agent is left: no Pod, no claim, no registration.
+    pub fn is_empty(&self) -> bool {
+        self.pod.is_none() && !self.has_claims && self.master.is_none()
+    }
+}
+
+/// Whether the agents' registrations are known.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MasterState {
+    /// The leading master answered: an agent it does not list is not registered.
     Reachable,
+    /// No leading master answered: registrations are unknown, so nothing is drained, restarted
+    /// without a drain, or removed.
     Unreachable,
+    /// The cluster is gone (the pool is being deleted after it): there is nothing to drain with
+    /// and no one to run tasks for.
+    ClusterGone,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -279,8 +292,7 @@ pub fn plan(
     // Scale down, highest ordinal first, within the budget.
     for (&ordinal, a) in agents.iter().rev().filter(|(o, _)| **o > d.replicas) {
         let name = format!("agent {ordinal}");
-        let removable = a.pod.is_some() || a.has_claims || a.master.is_some();
-        if !removable {
+        if a.is_empty() {
             continue;
         }
         match drain_phase(a, master) {
@@ -299,7 +311,11 @@ pub fn plan(
             )),
             DrainPhase::Done => steps.push(Step::Remove {
                 ordinal,
-                agent_id: a.master.as_ref().map(|m| m.agent_id.clone()),
+                agent_id: a
+                    .master
+                    .as_ref()
+                    .filter(|_| master == MasterState::Reachable)
+                    .map(|m| m.agent_id.clone()),
             }),
         }
     }
@@ -331,8 +347,16 @@ enum DrainPhase {
 }
 
 fn drain_phase(a: &Observed, master: MasterState) -> DrainPhase {
+    // An agent whose container is not running runs no task: waiting for it to report DRAINED
+    // would wait forever.
+    let running = a
+        .pod
+        .as_ref()
+        .is_some_and(|p| p.crash.is_none() && !p.terminating);
     match (&a.master, master) {
-        (Some(_), MasterState::Unreachable) => DrainPhase::NoMaster,
+        (_, MasterState::Unreachable) => DrainPhase::NoMaster,
+        (_, MasterState::ClusterGone) => DrainPhase::Done,
+        _ if !running => DrainPhase::Done,
         (Some(m), _) if m.drain.is_none() => DrainPhase::Start(m.agent_id.clone()),
         (Some(m), _) if m.drain == Some(DrainState::Draining) => {
             DrainPhase::Draining(m.agent_id.clone())
@@ -357,7 +381,7 @@ fn serving(a: &Observed, master: MasterState) -> bool {
             .master
             .as_ref()
             .is_some_and(|m| m.active && m.drain.is_none()),
-        MasterState::Unreachable => true,
+        MasterState::Unreachable | MasterState::ClusterGone => true,
     };
     !pod.terminating && pod.ready && pod.crash.is_none() && registered
 }
@@ -697,6 +721,18 @@ mod tests {
                 agent_id: Some("S3".into())
             }]
         );
+        // A crash-looping agent cannot report DRAINED: it is removed at once.
+        let a3 = agents.get_mut(&3).unwrap();
+        a3.master.as_mut().unwrap().drain = Some(DrainState::Draining);
+        a3.pod.as_mut().unwrap().crash = Some("exit code 1".into());
+        let p = run(&d, &agents);
+        assert_eq!(
+            p.steps,
+            [Step::Remove {
+                ordinal: 3,
+                agent_id: Some("S3".into())
+            }]
+        );
         // Without a registration (never registered, or already gone) only the objects go.
         agents.get_mut(&3).unwrap().master = None;
         assert_eq!(
@@ -744,6 +780,45 @@ mod tests {
         let p = plan(&d, &agents, MasterState::Unreachable, "t9");
         assert_eq!(p.steps.len(), 1);
         assert!(matches!(p.steps[0], Step::Create { ordinal: 3, .. }));
+        // Registrations are unknown, not absent: no restart without a drain, no removal.
+        for agent in agents.values_mut() {
+            agent.master = None;
+        }
+        let p = plan(&d, &agents, MasterState::Unreachable, "t9");
+        assert_eq!(p.steps.len(), 1, "{p:?}");
+        let shrink = desired(old, 1, false);
+        let p = plan(
+            &shrink,
+            &pool(2, &info(2, "r1")),
+            MasterState::Unreachable,
+            "t9",
+        );
+        assert!(p.steps.is_empty(), "{p:?}");
+        assert_eq!(reason(&p), "WaitingForMaster");
+    }
+
+    #[test]
+    fn without_the_cluster_agents_are_removed_without_a_drain() {
+        let i = info(2, "r1");
+        let p = plan(
+            &desired(i.clone(), 0, false),
+            &pool(2, &i),
+            MasterState::ClusterGone,
+            "t9",
+        );
+        assert_eq!(
+            p.steps,
+            [
+                Step::Remove {
+                    ordinal: 2,
+                    agent_id: None
+                },
+                Step::Remove {
+                    ordinal: 1,
+                    agent_id: None
+                }
+            ]
+        );
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub fn ledger(
     let replicas = u32::try_from(pool.spec.replicas).unwrap_or(0);
     agents
         .iter()
-        .filter(|(o, a)| **o <= replicas || a.pod.is_some() || a.has_claims || a.master.is_some())
+        .filter(|(o, a)| **o <= replicas || !a.is_empty())
         .map(|(&o, a)| {
             let intent = steps.iter().find_map(|s| match s {
                 Step::Replace {

@@ -37,6 +37,30 @@ async fn the_operator_brings_up_grows_and_pauses_a_cluster() {
     let status = mc.status.unwrap();
     assert_eq!(status.quorate, Some(true));
     assert_eq!(status.masters.as_ref().and_then(|m| m.quorum), Some(2));
+    // The member ledger: three healthy masters at --quorum=2, one of them leading.
+    let masters = status.masters.as_ref().expect("masters");
+    let ledger: Vec<(&str, &str, Option<i32>)> = masters
+        .members
+        .iter()
+        .map(|m| (m.name.as_str(), m.state.as_str(), m.quorum))
+        .collect();
+    assert_eq!(
+        ledger,
+        [
+            ("prod-master-1", "Healthy", Some(2)),
+            ("prod-master-2", "Healthy", Some(2)),
+            ("prod-master-3", "Healthy", Some(2))
+        ]
+    );
+    let leading: Vec<&str> = masters
+        .members
+        .iter()
+        .filter(|m| m.leader)
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(leading.len(), 1);
+    assert_eq!(masters.leader.as_deref(), Some(leading[0]));
+    assert!(masters.members.iter().all(|m| m.incarnation.is_some()));
     assert_masters_healthy(&settled_master_view(&client, &http, NS).await, 3, 2);
     eventually(
         "two Marathon servers ready",

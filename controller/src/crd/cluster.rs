@@ -370,6 +370,27 @@ pub struct RoleStatus {
     /// The member that leads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
+    /// The member ledger: every member identity that has a pod or a volume, fenced ones
+    /// included until their pod and volumes are gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberStatus>,
+}
+
+/// One member as observed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStatus {
+    pub name: String,
+    /// Healthy, CatchingUp, Starting, Unreachable, Terminating, NoPod (volume kept) or Fenced.
+    pub state: String,
+    /// When its current pod was created (the pod's incarnation id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
+    /// The `--quorum` its pod runs with (masters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<i32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub leader: bool,
 }
 
 fn default_zookeeper_replicas() -> i32 {

@@ -16,13 +16,16 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 
-use super::member::{ANNOTATION_CONFIG_HASH, LABEL_CLUSTER, LABEL_ROLE, Role, azure_storage_class};
+use super::member::{
+    ANNOTATION_CONFIG_HASH, ANNOTATION_INCARNATION, LABEL_CLUSTER, LABEL_MEMBER, LABEL_ROLE, Role,
+    azure_storage_class,
+};
 use super::{apply, desired, disruption, execute, marathon, masters, observe, probe, zookeeper};
 use crate::controllers::conditions::{self, ACCEPTED, Desired as Want};
 use crate::controllers::error::ReconcileError;
 use crate::controllers::{Context, FIELD_MANAGER, Managed, accept, status};
 use crate::crd::MesosCluster;
-use crate::crd::cluster::RoleStatus;
+use crate::crd::cluster::{MemberStatus, RoleStatus};
 use crate::crd::storage::CachingMode;
 use crate::quorum::{self, Clock, Decision, Observed, OperationUpdate};
 
@@ -353,6 +356,42 @@ fn count(
     }
 }
 
+/// The ledger of one role: each member's state, incarnation and start parameter.
+fn ledger<C>(
+    e: &quorum::Ensemble<C>,
+    pods: &[Pod],
+    quorum: impl Fn(&C) -> Option<i32>,
+) -> Vec<MemberStatus> {
+    e.members
+        .iter()
+        .map(|m| {
+            let pod = m.pod.as_ref();
+            let state = match pod {
+                _ if e.fenced(&m.name) => "Fenced",
+                None => "NoPod",
+                Some(p) if p.terminating => "Terminating",
+                Some(p) => match &p.health {
+                    quorum::Health::Unknown => "Unreachable",
+                    quorum::Health::Starting => "Starting",
+                    h if h.healthy() => "Healthy",
+                    _ => "CatchingUp",
+                },
+            };
+            let incarnation = pods
+                .iter()
+                .find(|p| p.labels().get(LABEL_MEMBER) == Some(&m.name))
+                .and_then(|p| p.annotations().get(ANNOTATION_INCARNATION).cloned());
+            MemberStatus {
+                name: m.name.clone(),
+                state: state.into(),
+                incarnation,
+                quorum: pod.and_then(|p| quorum(&p.config)),
+                leader: pod.is_some_and(|p| p.health.leader()),
+            }
+        })
+        .collect()
+}
+
 /// The member that reports leading.
 fn leader<C>(e: &quorum::Ensemble<C>) -> Option<String> {
     e.live()
@@ -533,16 +572,19 @@ fn status_view(
             ready: Some(ready(zk_health.healthy, mc.spec.zookeeper.replicas)),
             quorum: None,
             leader: leader(&observed.zookeeper),
+            members: ledger(&observed.zookeeper, pods, |_| None),
         },
         masters: RoleStatus {
             ready: Some(ready(master_health.healthy, mc.spec.masters.replicas)),
             quorum: i32::try_from(master_health.quorum).ok().filter(|q| *q > 0),
             leader: leader(&observed.masters),
+            members: ledger(&observed.masters, pods, |f| i32::try_from(f.quorum).ok()),
         },
         marathon: RoleStatus {
             ready: Some(format!("{ready_marathon}/{}", mc.spec.marathon.replicas)),
             quorum: None,
             leader: None,
+            members: Vec::new(),
         },
     }
 }

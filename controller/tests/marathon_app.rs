@@ -3,24 +3,30 @@
 //! this test starts as Pods: the sample app becomes Ready, two quick edits both land, a failing
 //! deployment is rolled back after its timeout, drift is restored with an Event, Delete and
 //! Orphan behave, Marathon's 422 is reported once, and 100 apps converge after which a resync
-//! writes nothing (Marathon's write counter and every resourceVersion stay put).
+//! writes nothing (Marathon's write counter and every resourceVersion stay put). The operator
+//! runs as the chart's ServiceAccount, so the chart's RBAC is proven sufficient too.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::process::Supervised;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use mesos_operator::crd::{MarathonApp, MesosCluster};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 mod common;
 use common::eventually;
 
 const NS: &str = "apps";
+/// Where the chart installs the operator (its ServiceAccount and leader-election Role).
+const CHART_NS: &str = "mesos-operator";
 
 /// Agent resources: room for 100 tiny apps, ports, and one 20000 MB MOUNT disk (`/dev/shm` is
 /// a mount point on any Linux host) for the sample's persistent volume.
@@ -208,15 +214,63 @@ async fn operator_metric(http: &reqwest::Client, addr: &str, name: &str, labels:
         .unwrap_or(0.0)
 }
 
+/// The chart's ServiceAccount and RBAC (as rendered into `deploy/`), and a kubeconfig that
+/// impersonates that ServiceAccount, so that the operator runs with exactly the chart's rights.
+async fn chart_service_account(client: &Client, kubeconfig: &Path) -> PathBuf {
+    let manifest = include_str!("../../deploy/mesos-operator.yaml");
+    let pp = PostParams::default();
+    for doc in serde_yaml::Deserializer::from_str(manifest) {
+        let v = Value::deserialize(doc).expect("manifest document");
+        let ns = v["metadata"]["namespace"].as_str().unwrap_or_default();
+        let created = match v["kind"].as_str() {
+            Some("Namespace") => Api::<Namespace>::all(client.clone())
+                .create(&pp, &serde_json::from_value(v.clone()).unwrap())
+                .await
+                .map(|_| ()),
+            Some("ServiceAccount") => Api::<ServiceAccount>::namespaced(client.clone(), ns)
+                .create(&pp, &serde_json::from_value(v.clone()).unwrap())
+                .await
+                .map(|_| ()),
+            Some("ClusterRole") => Api::<ClusterRole>::all(client.clone())
+                .create(&pp, &serde_json::from_value(v.clone()).unwrap())
+                .await
+                .map(|_| ()),
+            Some("ClusterRoleBinding") => Api::<ClusterRoleBinding>::all(client.clone())
+                .create(&pp, &serde_json::from_value(v.clone()).unwrap())
+                .await
+                .map(|_| ()),
+            Some("Role") => Api::<Role>::namespaced(client.clone(), ns)
+                .create(&pp, &serde_json::from_value(v.clone()).unwrap())
+                .await
+                .map(|_| ()),
+            Some("RoleBinding") => Api::<RoleBinding>::namespaced(client.clone(), ns)
+                .create(&pp, &serde_json::from_value(v.clone()).unwrap())
+                .await
+                .map(|_| ()),
+            _ => Ok(()),
+        };
+        created.unwrap_or_else(|e| panic!("creating {} {}: {e}", v["kind"], v["metadata"]["name"]));
+    }
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(kubeconfig).expect("kubeconfig")).unwrap();
+    for user in config["users"].as_sequence_mut().expect("users") {
+        user["user"]["as"] = format!("system:serviceaccount:{CHART_NS}:mesos-operator").into();
+    }
+    let path = kubeconfig.with_file_name("operator-as-chart-sa.kubeconfig");
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).expect("write kubeconfig");
+    path
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn marathon_apps_through_the_operator() {
     let started = Instant::now();
     let (cp, runner, client) = common::cluster_env(NS).await;
     let metrics_addr = format!("127.0.0.1:{}", e2e::ports::free_port());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mesos-operator"));
+    let kubeconfig = chart_service_account(&client, cp.kubeconfig()).await;
     cmd.args(["run", "--metrics-addr", &metrics_addr])
-        .env("KUBECONFIG", cp.kubeconfig())
-        .env("POD_NAMESPACE", "default")
+        .env("KUBECONFIG", &kubeconfig)
+        .env("POD_NAMESPACE", CHART_NS)
         .env("RUST_LOG", "info");
     let operator = Supervised::spawn("operator", cmd, &cp.dir().join("operator.log"))
         .expect("start the operator");

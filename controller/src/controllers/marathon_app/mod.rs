@@ -592,6 +592,87 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::marathon::{Deployment, DeploymentRef, FieldError};
+
+    /// Answers every write with the error it was built with; reads describe one app.
+    struct Answers {
+        put: fn() -> MarathonError,
+    }
+
+    impl Marathon for Answers {
+        async fn app(&self, _: &str) -> Result<Option<AppInfo>, MarathonError> {
+            Ok(Some(AppInfo::from_json(
+                serde_json::json!({"id": "/t/web", "deployments": [{"id": "d2"}]}),
+            )))
+        }
+        async fn put_app(
+            &self,
+            _: &str,
+            _: &serde_json::Value,
+            _: bool,
+        ) -> Result<DeploymentRef, MarathonError> {
+            Err((self.put)())
+        }
+        async fn delete_app(&self, _: &str) -> Result<Option<DeploymentRef>, MarathonError> {
+            Ok(None)
+        }
+        async fn deployments(&self) -> Result<Vec<Deployment>, MarathonError> {
+            let d = |id: &str, app: &str| Deployment {
+                id: id.into(),
+                version: "2026-11-23T12:00:00.000Z".into(),
+                affected_apps: vec![app.into()],
+            };
+            Ok(vec![d("d1", "/t/other"), d("d2", "/t/web")])
+        }
+        async fn roll_back(&self, _: &str) -> Result<DeploymentRef, MarathonError> {
+            Err(MarathonError::NoServer)
+        }
+    }
+
+    #[tokio::test]
+    async fn locks_and_rejections_are_outcomes_other_errors_fail_the_pass() {
+        let put = Step::Put {
+            force: false,
+            why: Why::Update,
+        };
+        let body = serde_json::json!({});
+        let locked = Answers {
+            put: || MarathonError::Locked {
+                deployments: vec!["d2".into()],
+            },
+        };
+        assert_eq!(
+            apply(&locked, "/t/web", &body, &put).await.unwrap(),
+            Outcome::Locked(vec!["d2".into()])
+        );
+        let invalid = Answers {
+            put: || MarathonError::Invalid {
+                message: "Object is not valid".into(),
+                details: vec![FieldError {
+                    path: "/cpus".into(),
+                    errors: vec!["too small".into()],
+                }],
+            },
+        };
+        assert_eq!(
+            apply(&invalid, "/t/web", &body, &put).await.unwrap(),
+            Outcome::Rejected("Object is not valid: /cpus: too small".into())
+        );
+        let failing = Answers {
+            put: || MarathonError::Server {
+                status: 503,
+                message: "zk timeout".into(),
+            },
+        };
+        assert!(apply(&failing, "/t/web", &body, &put).await.is_err());
+        assert_eq!(
+            apply(&failing, "/t/web", &body, &Step::Hold).await.unwrap(),
+            Outcome::None
+        );
+        let observed = observe(&failing, "/t/web").await.unwrap();
+        let ids: Vec<&str> = observed.deployments.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["d2"], "only the app's own deployments");
+    }
 
     #[test]
     fn durations() {

@@ -430,12 +430,15 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
     })
     .await;
 
-    // Drain: an attribute change. One agent at a time, each under a new id.
+    // An attribute change with policy Drain: one agent at a time, each under a new id.
     pools
         .patch(
             "private",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"attributes": {"rack": "r2", "disk": "IOPS200"}}})),
+            &Patch::Merge(json!({"spec": {
+                "attributes": {"rack": "r2", "disk": "IOPS200"},
+                "reconfiguration": {"policy": "Drain", "maxUnavailable": 1}
+            }})),
         )
         .await
         .expect("change an attribute");
@@ -606,7 +609,7 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
         .logs(NS, "private-agent-1", "mesos-agent")
         .expect("the agent's log");
     assert!(
-        log.contains("Configuration change not permitted under `additive` policy"),
+        log.contains("Incompatible agent info"),
         "the agent's own log names the cause"
     );
 
@@ -684,7 +687,7 @@ async fn tamper_checkpoint(client: &Client, runner: &e2e::NodeRunner, claim: &st
         .join("slave.info");
     let mut info: Value =
         serde_json::from_slice(&std::fs::read(&file).expect("slave.info")).expect("JSON");
-    // An attribute the flags lack: a removal, refused even under the additive policy.
+    // An attribute the flags lack: refused under either policy (a removal is never additive).
     let mut extra = info["attributes"][0].clone();
     extra["name"] = json!("tampered");
     info["attributes"]

@@ -373,6 +373,20 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
         .create(&PostParams::default(), &pool)
         .await
         .expect("create MesosAgentPool");
+    let public: MesosAgentPool = serde_json::from_value(json!({
+        "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosAgentPool", "metadata": {"name": "public"},
+        "spec": {
+            "clusterRef": {"name": "prod"}, "role": "public", "replicas": 1,
+            "resources": {"cpus": 1, "memMb": 256, "ports": [{"begin": 80, "end": 80}]},
+            "disks": [{"mountPath": "/var/lib/mesos/slave", "tier": "P1"}],
+            "storageClassName": "local-dir"
+        }
+    }))
+    .unwrap();
+    pools
+        .create(&PostParams::default(), &public)
+        .await
+        .expect("create the public pool");
 
     let started = Instant::now();
     let pool = eventually("3 agents registered", Duration::from_secs(240), || {
@@ -386,6 +400,53 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
         "{flags:?}"
     );
     let first = check_agents(&client, &http, &pool, 2, "r1").await;
+
+    // The public agent offers everything to slave_public; deleting its pool forgets it.
+    let public_host = "public-agent-1.public-agent.agents.svc.cluster.local";
+    let roles = eventually(
+        "the public agent registered",
+        Duration::from_secs(60),
+        || async {
+            let master = registered(&client, &http).await;
+            let agent = master
+                .get(public_host)
+                .and_then(|v| v.first())
+                .ok_or("not yet")?;
+            Ok::<_, String>(
+                agent
+                    .resources
+                    .iter()
+                    .map(|r| (r["name"].clone(), r["role"].clone()))
+                    .collect::<Vec<_>>(),
+            )
+        },
+    )
+    .await;
+    assert!(
+        !roles.is_empty() && roles.iter().all(|(_, role)| role == "slave_public"),
+        "{roles:?}"
+    );
+    pools
+        .delete("public", &Default::default())
+        .await
+        .expect("delete the public pool");
+    eventually("the public agent gone", Duration::from_secs(60), || async {
+        let gone = pools
+            .get_opt("public")
+            .await
+            .map_err(|e| e.to_string())?
+            .is_none();
+        let master = registered(&client, &http).await;
+        if gone && !master.contains_key(public_host) {
+            Ok(())
+        } else {
+            Err(format!(
+                "pool gone: {gone}, master knows {:?}",
+                master.keys()
+            ))
+        }
+    })
+    .await;
 
     // A stateful app lands on these agents, each instance on a whole MOUNT disk.
     Api::<MarathonApp>::namespaced(client.clone(), NS)
@@ -485,8 +546,9 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
     .await;
     // The operator's own account agrees: three drains, three new ids, three active agents.
     let metric = |m: &'static str| operator.metric_sum(&http, m);
-    let drains =
-        metric(r#"mesos_operator_agent_pool_steps_total{outcome="ok",step="DrainingAgent"}"#);
+    let drains = metric(
+        r#"mesos_operator_agent_pool_steps_total{namespace="agents",outcome="ok",pool="private",step="DrainingAgent"}"#,
+    );
     assert_eq!(drains.await, 3.0);
     let new_ids = metric(
         r#"mesos_operator_agent_pool_reregistrations_total{namespace="agents",outcome="new_id""#,

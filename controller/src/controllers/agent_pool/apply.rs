@@ -60,7 +60,9 @@ pub async fn execute(
 ) -> Result<(), AgentPoolError> {
     for step in steps {
         let result = run(ctx, pool, step, target).await;
-        ctx.agent_pools.step(step.reason(), result.is_ok());
+        let ns = pool.namespace().unwrap_or_default();
+        ctx.agent_pools
+            .step(&ns, &pool.name_any(), step.reason(), result.is_ok());
         let event = Event {
             type_: if result.is_ok() {
                 EventType::Normal

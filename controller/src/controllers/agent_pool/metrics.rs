@@ -8,7 +8,8 @@ pub const STATES: [&str; 4] = ["active", "draining", "registered_inactive", "unr
 
 #[derive(Clone)]
 pub struct PoolMetrics {
-    /// `mesos_operator_agent_pool_steps_total{step, outcome}`: drains, restarts, removals...
+    /// `mesos_operator_agent_pool_steps_total{namespace, pool, step, outcome}`: drains,
+    /// restarts, removals...
     /// by the step's reason (`DrainingAgent`, `ReregisteringAgent`, `AdditiveRestart`, ...) and
     /// `ok` or `error`.
     steps: IntCounterVec,
@@ -26,7 +27,7 @@ impl PoolMetrics {
                 "agent_pool_steps_total",
                 "Agent pool steps taken (drain, restart, removal...), by step and outcome.",
             ),
-            &["step", "outcome"],
+            &["namespace", "pool", "step", "outcome"],
         )?;
         let reregistrations = IntCounterVec::new(
             Opts::new(
@@ -52,9 +53,9 @@ impl PoolMetrics {
         })
     }
 
-    pub fn step(&self, step: &str, ok: bool) {
+    pub fn step(&self, ns: &str, pool: &str, step: &str, ok: bool) {
         self.steps
-            .with_label_values(&[step, if ok { "ok" } else { "error" }])
+            .with_label_values(&[ns, pool, step, if ok { "ok" } else { "error" }])
             .inc();
     }
 
@@ -85,12 +86,12 @@ mod tests {
     fn families_render_with_the_operator_prefix() {
         let metrics = crate::metrics::Metrics::new();
         let m = PoolMetrics::register(metrics.registry()).unwrap();
-        m.step("DrainingAgent", true);
+        m.step("ns", "private", "DrainingAgent", true);
         m.reregistered("ns", "private", false);
         m.agents("ns", "private", &[("active", 3)]);
         let text = metrics.render();
         assert!(text.contains(
-            r#"mesos_operator_agent_pool_steps_total{outcome="ok",step="DrainingAgent"} 1"#
+            r#"mesos_operator_agent_pool_steps_total{namespace="ns",outcome="ok",pool="private",step="DrainingAgent"} 1"#
         ));
         assert!(text.contains(r#"mesos_operator_agent_pool_reregistrations_total{namespace="ns",outcome="new_id",pool="private"} 1"#));
         assert!(text.contains(

@@ -137,6 +137,29 @@ async fn connect(
     namespace: &str,
 ) -> Result<Option<HttpMarathon>, ReconcileError> {
     let cluster = &app.spec.cluster_ref.name;
+    let (reason, message) = match reach(ctx, namespace, cluster).await? {
+        Reach::Marathon(m) => return Ok(Some(m)),
+        Reach::NoCluster => (
+            "ClusterNotFound",
+            format!("MesosCluster {cluster} does not exist."),
+        ),
+        Reach::NoServer => (
+            "MarathonUnavailable",
+            format!("MesosCluster {cluster} has no running Marathon server."),
+        ),
+    };
+    write_status(app, ctx, &plan::waiting(reason, message), None, None).await?;
+    Ok(None)
+}
+
+/// How the cluster's Marathon can be reached.
+enum Reach {
+    NoCluster,
+    NoServer,
+    Marathon(HttpMarathon),
+}
+
+async fn reach(ctx: &Context, namespace: &str, cluster: &str) -> Result<Reach, ReconcileError> {
     let clusters: Api<MesosCluster> = Api::namespaced(ctx.client.clone(), namespace);
     let found = clusters
         .get_opt(cluster)
@@ -145,32 +168,20 @@ async fn connect(
             what: format!("reading MesosCluster {cluster}"),
             source,
         })?;
-    let blocked = if found.is_none() {
-        Some((
-            "ClusterNotFound",
-            format!("MesosCluster {cluster} does not exist."),
-        ))
-    } else {
-        let servers = marathon_servers(ctx, namespace, cluster).await?;
-        if !servers.is_empty() {
-            let client = HttpMarathon::new(
-                ctx.http.clone(),
-                servers,
-                Limits::default(),
-                ctx.marathon.calls.clone(),
-            );
-            return Ok(Some(client.discover_leader().await));
-        }
-        Some((
-            "MarathonUnavailable",
-            format!("MesosCluster {cluster} has no running Marathon server."),
-        ))
-    };
-    if let Some((reason, message)) = blocked {
-        let conditions = plan::waiting(reason, message);
-        write_status(app, ctx, &conditions, None, None).await?;
+    if found.is_none() {
+        return Ok(Reach::NoCluster);
     }
-    Ok(None)
+    let servers = marathon_servers(ctx, namespace, cluster).await?;
+    if servers.is_empty() {
+        return Ok(Reach::NoServer);
+    }
+    let client = HttpMarathon::new(
+        ctx.http.clone(),
+        servers,
+        Limits::default(),
+        ctx.marathon.calls.clone(),
+    );
+    Ok(Reach::Marathon(client.discover_leader().await))
 }
 
 /// The cluster's running Marathon Pods, ready ones first.
@@ -539,28 +550,14 @@ async fn delete_in_marathon(
     id: &str,
 ) -> Result<String, Gone> {
     let cluster = &app.spec.cluster_ref.name;
-    let clusters: Api<MesosCluster> = Api::namespaced(ctx.client.clone(), namespace);
-    match clusters.get_opt(cluster).await {
-        Ok(None) => return Err(Gone::Cluster),
-        Ok(Some(_)) => {}
-        Err(source) => {
-            return Err(Gone::Unreachable(ReconcileError::Kube {
-                what: format!("reading MesosCluster {cluster}"),
-                source,
-            }));
-        }
-    }
-    let servers = marathon_servers(ctx, namespace, cluster)
+    let marathon = match reach(ctx, namespace, cluster)
         .await
-        .map_err(Gone::Unreachable)?;
-    let marathon = HttpMarathon::new(
-        ctx.http.clone(),
-        servers,
-        Limits::default(),
-        ctx.marathon.calls.clone(),
-    )
-    .discover_leader()
-    .await;
+        .map_err(Gone::Unreachable)?
+    {
+        Reach::NoCluster => return Err(Gone::Cluster),
+        Reach::NoServer => return Err(Gone::Unreachable(MarathonError::NoServer.into())),
+        Reach::Marathon(m) => m,
+    };
     match marathon.delete_app(id).await {
         Ok(Some(d)) => Ok(format!(
             "Deleted Marathon app {id} (deployment {}).",

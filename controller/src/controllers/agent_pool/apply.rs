@@ -27,6 +27,8 @@ pub enum AgentPoolError {
     Master(#[from] OperatorApiError),
     #[error("{0}: no leading master to ask")]
     NoMaster(String),
+    #[error("claim {0} is still being deleted; the agent waits for it to go")]
+    ClaimTerminating(String),
 }
 
 impl AgentPoolError {
@@ -39,6 +41,7 @@ impl AgentPoolError {
             AgentPoolError::Kube { .. } => "agent-pool-kube",
             AgentPoolError::Master(e) => e.category(),
             AgentPoolError::NoMaster(_) => "mesos-no-leader",
+            AgentPoolError::ClaimTerminating(_) => "agent-pool-claim-terminating",
         }
     }
 }
@@ -106,7 +109,7 @@ async fn run(
             checkpoint_key,
         } => {
             for claim in agent::claims(pool, *ordinal) {
-                create(&claims, &claim).await?;
+                create_claim(&claims, &claim).await?;
             }
             let pod = agent::pod(
                 pool,
@@ -149,6 +152,29 @@ async fn mark_gone(api: &OperatorApi<'_>, id: &str) -> Result<(), AgentPoolError
     match api.mark_agent_gone(id).await {
         Err(OperatorApiError::Status { status, .. }) if status.as_u16() == 404 => Ok(()),
         other => Ok(other?),
+    }
+}
+
+/// Creates `claim`. One that exists is success unless it is being deleted (a quick scale-down
+/// and up): a Pod created on it now would lose its volume.
+async fn create_claim(
+    api: &Api<PersistentVolumeClaim>,
+    claim: &PersistentVolumeClaim,
+) -> Result<(), AgentPoolError> {
+    create(api, claim).await?;
+    let name = claim.name_any();
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| AgentPoolError::Kube {
+            what: format!("reading {name}"),
+            source,
+        })?;
+    match existing {
+        Some(c) if c.metadata.deletion_timestamp.is_some() => {
+            Err(AgentPoolError::ClaimTerminating(name))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -8,16 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use e2e::process::Supervised;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use mesos_operator::crd::{MarathonApp, MesosCluster};
+use mesos_operator::crd::MarathonApp;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -198,22 +196,6 @@ async fn notes(client: &Client, name: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The operator's own series `name` with all of `labels` (`key="value"`), 0 when absent.
-async fn operator_metric(http: &reqwest::Client, addr: &str, name: &str, labels: &[&str]) -> f64 {
-    let text = http
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .expect("operator metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")) && labels.iter().all(|k| l.contains(k)))
-        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// The chart's ServiceAccount and RBAC (as rendered into `deploy/`), and a kubeconfig that
 /// impersonates that ServiceAccount, so that the operator runs with exactly the chart's rights.
 async fn chart_service_account(client: &Client, kubeconfig: &Path) -> PathBuf {
@@ -265,40 +247,14 @@ async fn chart_service_account(client: &Client, kubeconfig: &Path) -> PathBuf {
 async fn marathon_apps_through_the_operator() {
     let started = Instant::now();
     let (cp, runner, client) = common::cluster_env(NS).await;
-    let metrics_addr = format!("127.0.0.1:{}", e2e::ports::free_port());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mesos-operator"));
     let kubeconfig = chart_service_account(&client, cp.kubeconfig()).await;
-    cmd.args(["run", "--metrics-addr", &metrics_addr])
-        .env("KUBECONFIG", &kubeconfig)
-        .env("POD_NAMESPACE", CHART_NS)
-        .env("RUST_LOG", "info");
-    let operator = Supervised::spawn("operator", cmd, &cp.dir().join("operator.log"))
-        .expect("start the operator");
-    let mc: MesosCluster = serde_json::from_value(json!({
-        "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosCluster", "metadata": {"name": "prod"},
-        "spec": {"zookeeper": {"replicas": 1}, "masters": {"replicas": 1}, "marathon": {"replicas": 1},
-                 "placement": {"antiAffinity": "None"}}
-    }))
-    .unwrap();
-    Api::<MesosCluster>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &mc)
-        .await
-        .expect("create MesosCluster");
-    let clusters: Api<MesosCluster> = Api::namespaced(client.clone(), NS);
-    eventually(
-        "the cluster Available",
-        Duration::from_secs(240),
-        || async {
-            let mc = clusters.get("prod").await.map_err(|e| e.to_string())?;
-            let s = mc.status.unwrap_or_default();
-            if s.phase.as_deref() == Some("Available") {
-                Ok(())
-            } else {
-                Err(format!("{:?} {:?}", s.phase, s.conditions))
-            }
-        },
-    )
-    .await;
+    let kubeconfig = kubeconfig.to_str().expect("a UTF-8 path");
+    let env = [("KUBECONFIG", kubeconfig), ("POD_NAMESPACE", CHART_NS)];
+    let operator = common::start_operator(&cp, "operator.log", &env, &[]);
+    let spec = json!({"zookeeper": {"replicas": 1}, "masters": {"replicas": 1},
+                      "marathon": {"replicas": 1}, "placement": {"antiAffinity": "None"}});
+    common::create_cluster(&client, NS, spec).await;
+    common::wait_phase(&client, NS, "Available", "1/1", Duration::from_secs(240)).await;
     eprintln!("cluster Available after {:?}", started.elapsed());
     let (url, master) = marathon_server(&client).await;
     for i in 0..3 {
@@ -657,15 +613,16 @@ async fn marathon_apps_through_the_operator() {
     };
     // Let the last deployments' status writes land first.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let requests = "mesos_operator_marathon_requests_total";
-    let put_422 = ["code=\"422\"", "endpoint=\"PUT /v2/apps/{id}\""];
-    let reads = ["code=\"200\"", "endpoint=\"GET /v2/apps/{id}\""];
+    let put_422 =
+        r#"mesos_operator_marathon_requests_total{code="422",endpoint="PUT /v2/apps/{id}"}"#;
+    let reads =
+        r#"mesos_operator_marathon_requests_total{code="200",endpoint="GET /v2/apps/{id}"}"#;
     let writes_before = marathon.writes().await;
-    let rejections_before = operator_metric(&http, &metrics_addr, requests, &put_422).await;
-    let reads_before = operator_metric(&http, &metrics_addr, requests, &reads).await;
+    let rejections_before = operator.metric_sum(&http, put_422).await;
+    let reads_before = operator.metric_sum(&http, reads).await;
     let before = by_name(apps.list(&ListParams::default()).await.unwrap().items);
     tokio::time::sleep(Duration::from_secs(40)).await;
-    let reads_after = operator_metric(&http, &metrics_addr, requests, &reads).await;
+    let reads_after = operator.metric_sum(&http, reads).await;
     assert!(
         reads_after - reads_before >= 100.0,
         "every app was looked at again (reads {reads_before} -> {reads_after})"
@@ -677,7 +634,7 @@ async fn marathon_apps_through_the_operator() {
     );
     assert_eq!(rejections_before, 1.0, "the invalid app was sent once");
     assert_eq!(
-        operator_metric(&http, &metrics_addr, requests, &put_422).await,
+        operator.metric_sum(&http, put_422).await,
         1.0,
         "no retry of a rejected app"
     );

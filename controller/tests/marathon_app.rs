@@ -134,6 +134,15 @@ impl Marathon {
     }
 }
 
+/// `Ok` when nothing is left, else what is.
+fn none_left<T: std::fmt::Debug>(left: &[T]) -> Result<(), String> {
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{left:?}"))
+    }
+}
+
 /// The reason of condition `type_` when it is True for the current generation.
 fn condition<'a>(app: &'a MarathonApp, type_: &str) -> Option<&'a str> {
     let s = app.status.as_ref()?;
@@ -389,11 +398,7 @@ async fn marathon_apps_through_the_operator() {
                 .iter()
                 .filter(|d| d["affectedApps"][0] == "/apps/sick")
                 .collect();
-            if left.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("{left:?}"))
-            }
+            none_left(&left)
         },
     )
     .await;
@@ -490,11 +495,7 @@ async fn marathon_apps_through_the_operator() {
                 .map(|a| a.name_any())
                 .filter(|n| n == "scale" || n == "orphan")
                 .collect();
-            if left.is_empty() {
-                Ok(())
-            } else {
-                Err(format!("{left:?}"))
-            }
+            none_left(&left)
         },
     )
     .await;

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod conditions;
 pub mod error;
 pub mod marathon_app;
+pub mod objects;
 pub mod status;
 
 use std::collections::HashMap;

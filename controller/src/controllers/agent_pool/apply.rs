@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::ListParams;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
@@ -13,6 +13,7 @@ use super::agent::{self, AgentInfo};
 use super::plan::Step;
 use crate::controllers::Context;
 use crate::controllers::cluster::member::LABEL_MEMBER;
+use crate::controllers::objects;
 use crate::crd::MesosAgentPool;
 use crate::mesos::operator_api::{OperatorApi, OperatorApiError};
 
@@ -183,14 +184,12 @@ async fn create<K>(api: &Api<K>, obj: &K) -> Result<(), AgentPoolError>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
-    match api.create(&PostParams::default(), obj).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(source) => Err(AgentPoolError::Kube {
+    objects::create(api, obj)
+        .await
+        .map_err(|source| AgentPoolError::Kube {
             what: format!("creating {}", obj.name_any()),
             source,
-        }),
-    }
+        })
 }
 
 /// Deletes `name`; one that is already gone is success.
@@ -198,12 +197,10 @@ async fn delete<K>(api: &Api<K>, name: &str) -> Result<(), AgentPoolError>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    match api.delete(name, &DeleteParams::default()).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(source) => Err(AgentPoolError::Kube {
+    objects::delete(api, name)
+        .await
+        .map_err(|source| AgentPoolError::Kube {
             what: format!("deleting {name}"),
             source,
-        }),
-    }
+        })
 }

@@ -18,20 +18,19 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
-use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
-use super::cluster::member::{LABEL_CLUSTER, LABEL_ROLE, Role, azure_storage_class};
+use super::cluster::member::{LABEL_CLUSTER, LABEL_ROLE, Role};
 use super::cluster::{masters, observe::ordinal, zookeeper};
 use super::conditions::{self, ACCEPTED};
 use super::error::ReconcileError;
-use super::{Context, FIELD_MANAGER, Managed, accept};
+use super::{Context, Managed, accept};
+use crate::controllers::objects;
 use crate::crd::agent_pool::{AgentStatus, ReconfigurationPolicy};
-use crate::crd::storage::CachingMode;
 use crate::crd::{MesosAgentPool, MesosCluster};
 use crate::mesos::operator_api::{self, Agent, OperatorApi, OperatorApiError};
 use agent::AgentInfo;
@@ -271,14 +270,9 @@ async fn shared_objects(
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
     server_side_apply(&services, &agent::service(pool)).await?;
     if pool.spec.storage_class_name.is_none() {
-        let classes: Api<StorageClass> = Api::all(ctx.client.clone());
-        for mode in [
-            CachingMode::None,
-            CachingMode::ReadOnly,
-            CachingMode::ReadWrite,
-        ] {
-            server_side_apply(&classes, &azure_storage_class(mode)).await?;
-        }
+        objects::azure_storage_classes(&ctx.client)
+            .await
+            .map_err(kube("applying the Azure StorageClasses"))?;
     }
     Ok(())
 }
@@ -287,15 +281,9 @@ async fn server_side_apply<K>(api: &Api<K>, obj: &K) -> Result<(), ReconcileErro
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
-    let name = obj.name_any();
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .map(drop)
-    .map_err(kube(&format!("applying {name}")))
+    objects::apply(api, obj)
+        .await
+        .map_err(kube(&format!("applying {}", obj.name_any())))
 }
 
 async fn list<K>(ctx: &Context, ns: &str, lp: &ListParams) -> Result<Vec<K>, ReconcileError>

@@ -7,10 +7,11 @@
 //! environment the operator exits there, as a crash would (tests only; docs/testing.md).
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 
 use super::apply::Step;
+use crate::controllers::objects;
 use crate::crd::MesosCluster;
 use crate::quorum;
 
@@ -104,39 +105,28 @@ async fn merge_status(
         .map_err(|source| ApplyError::Kube { what, source })
 }
 
-/// Creates `obj`; one that already exists is success.
+/// Creates `obj` (one that exists is success).
 async fn create<K>(api: &Api<K>, obj: &K, kind: &str) -> Result<(), ApplyError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
-    let name = obj.name_any();
-    ignore(409, api.create(&PostParams::default(), obj).await.map(drop)).map_err(|source| {
-        ApplyError::Kube {
-            what: format!("creating {kind} {name}"),
+    objects::create(api, obj)
+        .await
+        .map_err(|source| ApplyError::Kube {
+            what: format!("creating {kind} {}", obj.name_any()),
             source,
-        }
-    })
+        })
 }
 
-/// Deletes `name`; one that is already gone is success.
+/// Deletes `name` (one already gone is success).
 async fn delete<K>(api: &Api<K>, name: &str, kind: &str) -> Result<(), ApplyError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    ignore(
-        404,
-        api.delete(name, &DeleteParams::default()).await.map(drop),
-    )
-    .map_err(|source| ApplyError::Kube {
-        what: format!("deleting {kind} {name}"),
-        source,
-    })
-}
-
-/// Treats the API error `code` as success.
-fn ignore(code: u16, result: Result<(), kube::Error>) -> Result<(), kube::Error> {
-    match result {
-        Err(kube::Error::Api(s)) if s.code == code => Ok(()),
-        other => other,
-    }
+    objects::delete(api, name)
+        .await
+        .map_err(|source| ApplyError::Kube {
+            what: format!("deleting {kind} {name}"),
+            source,
+        })
 }

@@ -9,24 +9,22 @@ use std::time::Duration;
 use chrono::Utc;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 
 use super::member::{
     ANNOTATION_CONFIG_HASH, ANNOTATION_INCARNATION, LABEL_CLUSTER, LABEL_MEMBER, LABEL_ROLE, Role,
-    azure_storage_class,
 };
 use super::{apply, desired, disruption, execute, marathon, masters, observe, probe, zookeeper};
 use crate::controllers::conditions::{self, ACCEPTED, Desired as Want};
 use crate::controllers::error::ReconcileError;
-use crate::controllers::{Context, FIELD_MANAGER, Managed, accept, status};
+use crate::controllers::objects;
+use crate::controllers::{Context, Managed, accept, status};
 use crate::crd::MesosCluster;
 use crate::crd::cluster::{MemberStatus, RoleStatus};
-use crate::crd::storage::CachingMode;
 use crate::quorum::{self, Clock, Decision, Observed, OperationUpdate};
 
 /// How often a settled cluster is looked at again, and how soon during a change.
@@ -136,14 +134,12 @@ async fn shared_objects(mc: &MesosCluster, ctx: &Context) -> Result<(), Reconcil
         server_side_apply(&services, &svc).await?;
     }
     if mc.spec.storage_class_name.is_none() {
-        let classes: Api<StorageClass> = Api::all(ctx.client.clone());
-        for mode in [
-            CachingMode::None,
-            CachingMode::ReadOnly,
-            CachingMode::ReadWrite,
-        ] {
-            server_side_apply(&classes, &azure_storage_class(mode)).await?;
-        }
+        objects::azure_storage_classes(&ctx.client)
+            .await
+            .map_err(|source| ReconcileError::Kube {
+                what: "applying the Azure StorageClasses".into(),
+                source,
+            })?;
     }
     Ok(())
 }
@@ -152,18 +148,12 @@ async fn server_side_apply<K>(api: &Api<K>, obj: &K) -> Result<(), ReconcileErro
 where
     K: Resource + Clone + serde::de::DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    let name = obj.name_any();
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(obj),
-    )
-    .await
-    .map(drop)
-    .map_err(|source| ReconcileError::Kube {
-        what: format!("applying {name}"),
-        source,
-    })
+    objects::apply(api, obj)
+        .await
+        .map_err(|source| ReconcileError::Kube {
+            what: format!("applying {}", obj.name_any()),
+            source,
+        })
 }
 
 /// Marathon servers are stateless (their state is in ZooKeeper): keep exactly `replicas` of

@@ -651,6 +651,19 @@ async fn marathon_apps_through_the_operator() {
             a.status
         );
     }
+    // Fixing the rejected spec applies it.
+    let fixed = json!({"spec": {"app": {"constraints": [["hostname", "LIKE", "10[.].*"]]}}});
+    apps.patch("invalid", &PatchParams::default(), &Patch::Merge(fixed))
+        .await
+        .unwrap();
+    wait_condition(&apps, "invalid", "Ready", Duration::from_secs(60)).await;
+    assert!(
+        notes(&client, "invalid")
+            .await
+            .iter()
+            .any(|(r, _)| r == "Valid"),
+        "a Valid Event once the spec is accepted again"
+    );
     eprintln!("whole test {:?}", started.elapsed());
     drop(operator);
     runner.shutdown().await;

@@ -110,6 +110,18 @@ pub async fn reconcile(app: &MarathonApp, ctx: &Context) -> Result<Action, Recon
         }
         return Ok(Action::requeue(STALE_RETRY));
     }
+    let was_invalid = app
+        .conditions()
+        .iter()
+        .any(|c| c.type_ == verdict.type_ && c.status == "False");
+    let accepted = assessment
+        .conditions
+        .iter()
+        .any(|c| c.type_ == verdict.type_ && c.status);
+    if was_invalid && accepted {
+        // As for the other kinds: the spec is valid again.
+        accept::publish(app, ctx, &verdict).await;
+    }
     Ok(assessment
         .requeue
         .map_or_else(Action::await_change, Action::requeue))

@@ -640,41 +640,44 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
     assert_ne!(fourth["private-agent-3"], third["private-agent-3"]);
 
     // A checkpoint that no longer matches the flags (changed behind the operator's back) makes
-    // the restarted agent crash-loop: the pool reports it Degraded.
+    // the restarted agent crash-loop on "Incompatible agent info": the pool reports the cause
+    // (from the container's termination message) and replaces it as a new agent on purpose.
+    let before = check_agents(&client, &http, &pool, 3, "r2").await;
+    let degraded_seen = tokio::spawn(first_degraded(pools.clone()));
     tamper_checkpoint(&client, &runner, "private-agent-1-var-lib-mesos-slave").await;
     Api::<Pod>::namespaced(client.clone(), NS)
         .delete("private-agent-1", &Default::default())
         .await
         .expect("delete agent 1");
     let started = Instant::now();
-    let degraded = eventually("the pool Degraded", Duration::from_secs(120), || async {
-        let pool = pools.get("private").await.map_err(|e| e.to_string())?;
-        let s = pool.status.unwrap_or_default();
-        let degraded = s
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "Degraded" && c.status == "True");
-        match degraded {
-            Some(c) if s.phase.as_deref() == Some("Degraded") => Ok(c.clone()),
-            _ => Err(format!("phase {:?}, {:?}", s.phase, s.conditions)),
-        }
-    })
-    .await;
+    // The Degraded condition lasts only until the replacement runs: catch it on the watch.
+    let degraded = tokio::time::timeout(Duration::from_secs(120), degraded_seen).await;
+    let degraded = degraded
+        .expect("the pool Degraded within 2 minutes")
+        .expect("the watch ran");
     eprintln!(
         "Degraded after {:?}: {}",
         started.elapsed(),
         degraded.message
     );
-    assert_eq!(degraded.reason, "AgentCrashLooping", "{degraded:?}");
+    assert_eq!(degraded.reason, "IncompatibleAgentInfo", "{degraded:?}");
     assert!(degraded.message.contains("agent 1"), "{degraded:?}");
-    let log = runner
-        .logs(NS, "private-agent-1", "mesos-agent")
-        .expect("the agent's log");
     assert!(
-        log.contains("Incompatible agent info"),
-        "the agent's own log names the cause"
+        degraded.message.contains("new agent id"),
+        "the cause, from the termination message: {degraded:?}"
     );
-
+    let pool = eventually(
+        "agent 1 back as a new agent",
+        Duration::from_secs(120),
+        || settled(&client, &http, 3, |_| true),
+    )
+    .await;
+    let after = check_agents(&client, &http, &pool, 3, "r2").await;
+    assert_ne!(after["private-agent-1"], before["private-agent-1"]);
+    eprintln!(
+        "replaced the crash-looping agent in {:?}",
+        started.elapsed()
+    );
     // Deleting the pool empties it first: every agent is marked gone at the master (the
     // crash-looping one at once, the others after a drain), then its Pods and claims go.
     let mut uids = BTreeMap::new();
@@ -757,4 +760,26 @@ async fn tamper_checkpoint(client: &Client, runner: &e2e::NodeRunner, claim: &st
         .expect("attributes")
         .push(extra);
     std::fs::write(&file, info.to_string()).expect("rewrite slave.info");
+}
+
+/// The first `Degraded=True` condition the pool's watch shows (status writes are seen one by
+/// one, so a condition that lasts a second is not missed as polling could).
+async fn first_degraded(
+    pools: Api<MesosAgentPool>,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let config = watcher::Config::default().fields("metadata.name=private");
+    let mut stream = watcher(pools, config).applied_objects().boxed();
+    while let Some(event) = stream.next().await {
+        let Ok(pool) = event else { continue };
+        let conditions = pool.status.map(|s| s.conditions).unwrap_or_default();
+        if let Some(c) = conditions
+            .into_iter()
+            .find(|c| c.type_ == "Degraded" && c.status == "True")
+        {
+            return c;
+        }
+    }
+    panic!("the watch ended")
 }

@@ -46,6 +46,8 @@ pub enum State {
         exit_code: i32,
         signal: Option<i32>,
         reason: String,
+        /// The tail of the log for `terminationMessagePolicy: FallbackToLogsOnError`.
+        message: Option<String>,
         started: Timestamp,
         finished: Timestamp,
     },
@@ -69,10 +71,11 @@ impl State {
                 exit_code,
                 signal,
                 reason,
+                message,
                 started,
                 finished,
             } => json!({"terminated": {
-                "exitCode": exit_code, "signal": signal, "reason": reason,
+                "exitCode": exit_code, "signal": signal, "reason": reason, "message": message,
                 "startedAt": Time(*started), "finishedAt": Time(*finished)}}),
         }
     }
@@ -546,10 +549,17 @@ async fn supervise(
         };
         let finished = Timestamp::now();
         let reason = if exit == 0 { "Completed" } else { "Error" };
+        // As the kubelet: a failed container's message falls back to the tail of its log.
+        let fallback = c.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
+        let message = (exit != 0 && fallback).then(|| {
+            let log = state.read(|rt| rt.dir.join("logs").join(format!("{}.log", c.name)));
+            log_tail(&log)
+        });
         let terminated = State::Terminated {
             exit_code: exit,
             signal,
             reason: reason.into(),
+            message,
             started,
             finished,
         };
@@ -689,6 +699,18 @@ async fn probe_loop(
         }
         tokio::time::sleep(period).await;
     }
+}
+
+/// The last 80 lines of a log, at most 2 KiB (the kubelet's limits for a fallback message).
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+    let mut start = tail.len().saturating_sub(2048);
+    while !tail.is_char_boundary(start) {
+        start += 1;
+    }
+    tail[start..].to_string()
 }
 
 /// Stops a container's process group: TERM and up to the grace period, or KILL at once.

@@ -137,9 +137,12 @@ pub struct Plan {
 }
 
 /// The marker in an agent's log when its checkpoint does not match its flags.
-const INCOMPATIBLE: [&str; 2] = [
+const INCOMPATIBLE: [&str; 3] = [
     "Incompatible agent info",
     "Configuration change not permitted under `additive` policy",
+    // The remedy Mesos prints after either error: the part a log tail keeps when the agent
+    // info dumps push the error itself out of the termination message.
+    "To restart this agent with a new agent id instead",
 ];
 
 /// A fresh checkpoint key: the agent info hash and this pass's incarnation stamp.
@@ -206,7 +209,7 @@ pub fn plan(
                     "IncompatibleAgentInfo",
                     format!(
                         "{name} crash-looped on its checkpoint ({}); it is replaced as a new agent",
-                        first_line(message)
+                        cause(message)
                     ),
                 ));
                 steps.push(Step::Replace {
@@ -388,6 +391,13 @@ fn serving(a: &Observed, master: MasterState) -> bool {
 
 fn first_line(s: &str) -> &str {
     s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim()
+}
+
+/// The line of a crash message that names a checkpoint incompatibility.
+fn cause(s: &str) -> &str {
+    s.lines()
+        .find(|l| INCOMPATIBLE.iter().any(|m| l.contains(m)))
+        .map_or_else(|| first_line(s), str::trim)
 }
 
 impl Step {

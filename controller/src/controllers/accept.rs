@@ -94,9 +94,7 @@ pub(crate) async fn publish<K: Managed>(obj: &K, ctx: &Context, want: &Desired) 
         action: "Validate".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::warn!(error = %e, "could not publish event");
-    }
+    crate::controllers::events::publish(ctx, &event, &obj.object_ref(&())).await;
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod agent_pool;
 pub mod cluster;
 pub mod conditions;
 pub mod error;
+pub mod events;
 pub mod marathon_app;
 pub mod objects;
 pub mod status;
@@ -22,7 +23,7 @@ use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
@@ -44,8 +45,7 @@ pub struct Context {
     /// For the members' HTTP endpoints (masters, Marathon).
     pub http: reqwest::Client,
     pub metrics: Metrics,
-    pub recorder: Recorder,
-    /// Who reports this operator's Events (for Events written without the recorder's series).
+    /// Who reports this operator's Events ([`events::publish`]).
     pub reporter: Reporter,
     /// The MesosAgentPool controller's own metric families.
     pub agent_pools: agent_pool::PoolMetrics,
@@ -57,7 +57,6 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, metrics: Metrics, reporter: Reporter) -> Self {
-        let recorder = Recorder::new(client.clone(), reporter.clone());
         let agent_pools = agent_pool::PoolMetrics::register(metrics.registry())
             .expect("agent pool metric names are registered once");
         let marathon = marathon_app::Shared::new(metrics.registry());
@@ -65,7 +64,6 @@ impl Context {
             client,
             http: reqwest::Client::new(),
             metrics,
-            recorder,
             reporter,
             marathon,
             agent_pools,

@@ -81,9 +81,7 @@ pub async fn execute(
             action: step.reason().into(),
             secondary: None,
         };
-        if let Err(e) = ctx.recorder.publish(&event, &pool.object_ref(&())).await {
-            tracing::warn!(error = %e, "could not publish event");
-        }
+        crate::controllers::events::publish(ctx, &event, &pool.object_ref(&())).await;
         result?;
     }
     Ok(())

@@ -233,9 +233,7 @@ async fn announce_reregistrations(ctx: &Context, pool: &MesosAgentPool, rows: &[
             action: "Register".into(),
             secondary: None,
         };
-        if let Err(e) = ctx.recorder.publish(&event, &pool.object_ref(&())).await {
-            tracing::warn!(error = %e, "could not publish event");
-        }
+        crate::controllers::events::publish(ctx, &event, &pool.object_ref(&())).await;
     }
 }
 

@@ -12,6 +12,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 use serde::Serialize;
 
@@ -22,7 +23,7 @@ use super::{apply, desired, disruption, execute, marathon, masters, observe, pro
 use crate::controllers::conditions::{self, ACCEPTED, Desired as Want};
 use crate::controllers::error::ReconcileError;
 use crate::controllers::objects;
-use crate::controllers::{Context, Managed, accept, status};
+use crate::controllers::{Context, Managed, accept, events, status};
 use crate::crd::MesosCluster;
 use crate::crd::cluster::{MemberStatus, RoleStatus};
 use crate::quorum::{self, Clock, Decision, Observed, OperationUpdate};
@@ -250,9 +251,6 @@ async fn budgets(
 
 /// An Event per member action, with the planner's sentence. Fencing the only master discards
 /// the replicated log (a 1 -> N grow the user acknowledged): that gets a Warning of its own.
-///
-/// Written directly rather than through the recorder, whose series key ignores the note: every
-/// member action of a kind would be folded into the first one's Event and its sentence lost.
 async fn publish(
     mc: &MesosCluster,
     ctx: &Context,
@@ -268,7 +266,7 @@ async fn publish(
             && observed.masters.live().any(|m| &m.name == name) =>
         {
             (
-                "Warning",
+                EventType::Warning,
                 "LogWipe",
                 format!(
                     "{decision} It is the only master: its replicated log is discarded (spec.masters.acknowledgeLogWipe) and a fresh log is started by {} masters with --quorum={}.",
@@ -277,10 +275,12 @@ async fn publish(
                 ),
             )
         }
-        Decision::CreateMember { .. } => ("Normal", "CreateMember", decision.to_string()),
-        Decision::RestartMember { .. } => ("Normal", "RestartMember", decision.to_string()),
-        Decision::RemoveMember { .. } => ("Normal", "RemoveMember", decision.to_string()),
-        Decision::UpdateOperation(_) => ("Normal", "Operation", decision.to_string()),
+        Decision::CreateMember { .. } => (EventType::Normal, "CreateMember", decision.to_string()),
+        Decision::RestartMember { .. } => {
+            (EventType::Normal, "RestartMember", decision.to_string())
+        }
+        Decision::RemoveMember { .. } => (EventType::Normal, "RemoveMember", decision.to_string()),
+        Decision::UpdateOperation(_) => (EventType::Normal, "Operation", decision.to_string()),
         Decision::Wait(_) | Decision::Done | Decision::Blocked(_) => return,
     };
     if matches!(decision, Decision::RestartMember { .. })
@@ -288,35 +288,14 @@ async fn publish(
     {
         note.push_str(" (pod created again)");
     }
-    let now = Timestamp::now();
-    let event = k8s_openapi::api::events::v1::Event {
-        metadata: kube::api::ObjectMeta {
-            name: Some(format!("{}.{:x}", mc.name_any(), now.as_nanosecond())),
-            namespace: mc.namespace(),
-            ..Default::default()
-        },
-        action: Some(reason.into()),
-        reason: Some(reason.into()),
+    let event = Event {
+        type_,
+        reason: reason.into(),
         note: Some(note),
-        type_: Some(type_.into()),
-        event_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
-            now,
-        )),
-        regarding: Some(mc.object_ref(&())),
-        reporting_controller: Some(ctx.reporter.controller.clone()),
-        reporting_instance: Some(
-            ctx.reporter
-                .instance
-                .clone()
-                .unwrap_or_else(|| ctx.reporter.controller.clone()),
-        ),
-        ..Default::default()
+        action: reason.into(),
+        secondary: None,
     };
-    let api: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(ctx.client.clone(), &mc.namespace().unwrap_or_default());
-    if let Err(e) = api.create(&PostParams::default(), &event).await {
-        tracing::warn!(error = %e, "could not publish event");
-    }
+    events::publish(ctx, &event, &mc.object_ref(&())).await;
 }
 
 /// Operation metrics: starts, ends (with the duration of completed ones) and gate waits.

@@ -336,9 +336,7 @@ async fn publish(app: &MarathonApp, ctx: &Context, type_: EventType, reason: &st
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
-        tracing::warn!(error = %e, "could not publish event");
-    }
+    crate::controllers::events::publish(ctx, &event, &app.object_ref(&())).await;
 }
 
 /// Merges `conditions` into the status, mirrors what Marathon reported (`observed`: `None` when

@@ -220,6 +220,12 @@ impl Member {
 }
 
 /// Named container ports.
+/// The Pod's `Ready` condition is true.
+pub fn pod_ready(pod: &Pod) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
 pub fn ports(ports: &[(&str, i32)]) -> Vec<ContainerPort> {
     ports
         .iter()

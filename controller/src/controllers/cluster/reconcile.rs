@@ -10,7 +10,7 @@ use chrono::Utc;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::member::{
     ANNOTATION_CONFIG_HASH, ANNOTATION_INCARNATION, LABEL_CLUSTER, LABEL_MEMBER, LABEL_ROLE, Role,
+    pod_ready,
 };
 use super::{apply, desired, disruption, execute, marathon, masters, observe, probe, zookeeper};
 use crate::controllers::conditions::{self, ACCEPTED, Desired as Want};
@@ -96,7 +97,7 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         if !leftovers.is_empty() {
             execute::execute(&ctx.client, mc, &leftovers).await?;
         }
-        marathon_members(mc, ctx, &pods, &zk).await?;
+        marathon_members(mc, ctx, &pods, &zk, &incarnation).await?;
         budgets(mc, ctx, &observed).await?;
     }
 
@@ -164,6 +165,7 @@ async fn marathon_members(
     ctx: &Context,
     pods: &[Pod],
     zk: &[u32],
+    incarnation: &str,
 ) -> Result<(), ReconcileError> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &mc.namespace().unwrap_or_default());
     let want = u32::try_from(mc.spec.marathon.replicas).unwrap_or(0);
@@ -177,17 +179,13 @@ async fn marathon_members(
     let zk_settled = !zk.is_empty() && zk.len() == mc.spec.zookeeper.replicas as usize;
     for ordinal in 1..=want {
         if !existing.contains_key(&ordinal) && zk_settled {
-            let pod = marathon::pod(mc, ordinal, zk, &Utc::now().timestamp_millis().to_string());
-            match api.create(&PostParams::default(), &pod).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 409 => {}
-                Err(source) => {
-                    return Err(ReconcileError::Kube {
-                        what: format!("creating {}", pod.name_any()),
-                        source,
-                    });
-                }
-            }
+            let pod = marathon::pod(mc, ordinal, zk, incarnation);
+            objects::create(&api, &pod)
+                .await
+                .map_err(|source| ReconcileError::Kube {
+                    what: format!("creating {}", pod.name_any()),
+                    source,
+                })?;
         }
     }
     let surplus = existing
@@ -198,7 +196,7 @@ async fn marathon_members(
     let settled = existing.len() == want as usize
         && existing
             .values()
-            .all(|p| ready(p) && p.metadata.deletion_timestamp.is_none());
+            .all(|p| pod_ready(p) && p.metadata.deletion_timestamp.is_none());
     let hash = |p: &Pod| p.annotations().get(ANNOTATION_CONFIG_HASH).cloned();
     let outdated = existing
         .iter()
@@ -206,7 +204,7 @@ async fn marathon_members(
         .find(|(ordinal, pod)| hash(pod) != hash(&marathon::pod(mc, **ordinal, zk, "")))
         .into_iter();
     for (_, pod) in surplus.chain(outdated) {
-        api.delete(&pod.name_any(), &DeleteParams::default())
+        objects::delete(&api, &pod.name_any())
             .await
             .map_err(|source| ReconcileError::Kube {
                 what: format!("deleting {}", pod.name_any()),
@@ -214,11 +212,6 @@ async fn marathon_members(
             })?;
     }
     Ok(())
-}
-
-fn ready(pod: &Pod) -> bool {
-    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
-    conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// The voters' PodDisruptionBudgets, priced for the change in progress.
@@ -410,7 +403,7 @@ fn status_view(
     let ready_marathon = pods
         .iter()
         .filter(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some(Role::Marathon.label()))
-        .filter(|p| ready(p))
+        .filter(|p| pod_ready(p))
         .count();
 
     let fault_tolerance = master_health

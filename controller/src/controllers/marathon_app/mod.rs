@@ -18,7 +18,7 @@ use super::conditions::{Desired, merge};
 use super::error::{ReconcileError, StatusError};
 use super::{Context, FIELD_MANAGER, Managed, accept};
 use crate::controllers::cluster::marathon::HTTP_PORT;
-use crate::controllers::cluster::member::{LABEL_CLUSTER, LABEL_ROLE};
+use crate::controllers::cluster::member::{LABEL_CLUSTER, LABEL_ROLE, pod_ready};
 use crate::crd::marathon_app::DeletionPolicy;
 use crate::crd::{MarathonApp, MarathonAppStatus, MesosCluster};
 use crate::marathon::definition::{app_id, body, expected};
@@ -210,19 +210,13 @@ async fn marathon_servers(
             what: format!("listing the Marathon pods of {cluster}"),
             source,
         })?;
-    let ready = |p: &Pod| {
-        p.status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-    };
     let mut pods: Vec<Pod> = pods
         .items
         .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
         .collect();
-    pods.sort_by_key(|p| !ready(p));
+    pods.sort_by_key(|p| !pod_ready(p));
     Ok(pods
         .iter()
         .filter_map(|p| {

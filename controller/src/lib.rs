@@ -10,5 +10,6 @@ pub mod mesos;
 pub mod metrics;
 pub mod quorum;
 pub mod telemetry;
+pub mod tls;
 pub mod validation;
 pub mod zookeeper;

@@ -340,7 +340,7 @@ async fn task_ids(client: &Client, http: &reqwest::Client) -> BTreeSet<String> {
 async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining() {
     let (cp, runner, client) = common::cluster_env(NS).await;
     let operator = common::start_operator(&cp, "operator.log", &[], &[]);
-    let http = reqwest::Client::new();
+    let http = mesos_operator::tls::plain_client();
 
     let clusters: Api<MesosCluster> = Api::namespaced(client.clone(), NS);
     let mc: MesosCluster = serde_json::from_value(json!({

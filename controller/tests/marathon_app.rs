@@ -269,7 +269,7 @@ async fn marathon_apps_through_the_operator() {
     for i in 0..3 {
         start_agent(&client, i, &master).await;
     }
-    let http = reqwest::Client::new();
+    let http = mesos_operator::tls::plain_client();
     let marathon = Marathon {
         http: http.clone(),
         url,

@@ -170,7 +170,7 @@ async fn bring_up_then_grow_three_to_five_masters_without_a_violation() {
             .await
             .expect("service");
     }
-    let http = reqwest::Client::new();
+    let http = mesos_operator::tls::plain_client();
 
     let started = Instant::now();
     let actions = drive(&client, &http, Duration::from_secs(180)).await;

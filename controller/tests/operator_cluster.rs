@@ -29,7 +29,7 @@ async fn the_operator_brings_up_grows_and_pauses_a_cluster() {
                "placement": {"antiAffinity": "None"}}),
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = mesos_operator::tls::plain_client();
 
     let started = Instant::now();
     let mc = wait_phase(&client, NS, "Available", "3/3", Duration::from_secs(180)).await;

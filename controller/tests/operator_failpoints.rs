@@ -81,7 +81,7 @@ async fn the_operator_resumes_after_a_crash_at_every_failpoint() {
                "placement": {"antiAffinity": "None"}}),
     )
     .await;
-    let http = reqwest::Client::new();
+    let http = mesos_operator::tls::plain_client();
     wait_phase(&client, NS, "Available", "3/3", Duration::from_secs(180)).await;
     let mut size = 3;
 

@@ -68,7 +68,7 @@ async fn patch(
 async fn operations_keep_the_replicated_log_safe() {
     let (cp, runner, client) = common::cluster_env(NS).await;
     let operator = start_operator(&cp, "operator.log", &[], &[]);
-    let http = reqwest::Client::new();
+    let http = mesos_operator::tls::plain_client();
     let clusters = create_cluster(
         &client,
         NS,

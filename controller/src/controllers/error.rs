@@ -31,6 +31,8 @@ pub enum ReconcileError {
     Marathon(#[from] crate::marathon::MarathonError),
     #[error(transparent)]
     AgentPool(#[from] super::agent_pool::apply::AgentPoolError),
+    #[error(transparent)]
+    MarathonAccess(#[from] super::marathon_access::AccessError),
 }
 
 impl ReconcileError {
@@ -46,6 +48,7 @@ impl ReconcileError {
             ReconcileError::Kube { .. } => "kube",
             ReconcileError::Marathon(e) => e.category(),
             ReconcileError::AgentPool(e) => e.category(),
+            ReconcileError::MarathonAccess(e) => e.category(),
         }
     }
 

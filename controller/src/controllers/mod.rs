@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod conditions;
 pub mod error;
 pub mod events;
+pub mod marathon_access;
 pub mod marathon_app;
 pub mod objects;
 pub mod status;
@@ -51,6 +52,8 @@ pub struct Context {
     pub agent_pools: agent_pool::PoolMetrics,
     /// The MarathonApp controller's Marathon call metrics and app states.
     pub marathon: marathon_app::Shared,
+    /// Clients for the clusters whose Marathon serves HTTPS.
+    pub marathon_clients: marathon_access::TlsClients,
     /// Consecutive failures per object, for exponential back-off; cleared on success.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -60,9 +63,11 @@ impl Context {
         let agent_pools = agent_pool::PoolMetrics::register(metrics.registry())
             .expect("agent pool metric names are registered once");
         let marathon = marathon_app::Shared::new(metrics.registry());
+        let http = crate::tls::plain_client();
         Self {
             client,
-            http: reqwest::Client::new(),
+            marathon_clients: marathon_access::TlsClients::new(http.clone()),
+            http,
             metrics,
             reporter,
             marathon,

@@ -280,6 +280,49 @@ pub struct MarathonSpec {
     #[serde(default = "default_marathon_image")]
     #[schemars(length(min = 1, max = 512))]
     pub image: String,
+    /// Serve the REST API over HTTPS only (`--disable_http`); the operator then verifies the
+    /// servers' certificate. Changing it restarts the servers one at a time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<MarathonTls>,
+    /// Require HTTP basic authentication (`--http_credentials`) with the `username` and
+    /// `password` of a Secret (type `kubernetes.io/basic-auth`); the operator authenticates with
+    /// them. Use it with `tls`, or the password crosses the network in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<SecretName>,
+}
+
+/// The Marathon servers' HTTPS: what cert-manager writes for a Certificate with
+/// `keystores.pkcs12.create: true`.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MarathonTls {
+    /// A Secret with `keystore.p12` (the servers' PKCS12 keystore: key, certificate and chain)
+    /// and `ca.crt` (the PEM CA the operator trusts). The certificate must name every server
+    /// as `<pod>.<cluster>-marathon.<namespace>.svc.cluster.local`; a wildcard
+    /// `*.<cluster>-marathon.<namespace>.svc.cluster.local` does.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+    /// The key of the keystore's password (cert-manager's `passwordSecretRef`). Marathon reads
+    /// it from its environment, so it never appears in the servers' arguments.
+    pub keystore_password: SecretKey,
+}
+
+/// A Secret in the cluster's namespace.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretName {
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+}
+
+/// One key of a Secret in the cluster's namespace.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKey {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// How member pods of one role are spread.

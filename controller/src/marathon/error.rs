@@ -28,7 +28,14 @@ pub enum MarathonError {
         message: String,
         details: Vec<FieldError>,
     },
-    /// Another 4xx, e.g. 401/403 from an auth plugin or too many deployments.
+    /// 401/403: the operator's credentials are missing or wrong (`--http_credentials`).
+    #[error("not authorized ({status}){}", challenge_text(challenge))]
+    Unauthorized {
+        status: u16,
+        /// The `WWW-Authenticate` challenge, e.g. `basic realm="Mesosphere"`.
+        challenge: Option<String>,
+    },
+    /// Another 4xx, e.g. too many deployments.
     #[error("rejected with {status}: {message}")]
     Rejected { status: u16, message: String },
     /// 5xx: Marathon is failing over or timing out.
@@ -44,6 +51,13 @@ pub enum MarathonError {
     Decode { url: String, message: String },
     #[error("no Marathon server to ask")]
     NoServer,
+}
+
+fn challenge_text(challenge: &Option<String>) -> String {
+    challenge
+        .as_ref()
+        .map(|c| format!(", challenge: {c}"))
+        .unwrap_or_default()
 }
 
 fn invalid_text(message: &str, details: &[FieldError]) -> String {
@@ -66,6 +80,7 @@ impl MarathonError {
             MarathonError::Locked { .. } => "marathon-locked",
             MarathonError::Conflict { .. } => "marathon-conflict",
             MarathonError::Invalid { .. } => "marathon-invalid",
+            MarathonError::Unauthorized { .. } => "marathon-unauthorized",
             MarathonError::Rejected { .. } => "marathon-rejected",
             MarathonError::Server { .. } => "marathon-server-error",
             MarathonError::Unreachable { source, .. } if source.is_timeout() => "marathon-timeout",
@@ -117,6 +132,10 @@ impl MarathonError {
                     .and_then(|d| serde_json::from_value(d).ok())
                     .unwrap_or_default(),
             },
+            401 | 403 => MarathonError::Unauthorized {
+                status,
+                challenge: None,
+            },
             500.. => MarathonError::Server { status, message },
             _ => MarathonError::Rejected { status, message },
         }
@@ -157,7 +176,11 @@ mod tests {
         );
         assert!(matches!(
             MarathonError::from_answer(403, "{}"),
-            MarathonError::Rejected { status: 403, .. }
+            MarathonError::Unauthorized { status: 403, .. }
+        ));
+        assert!(matches!(
+            MarathonError::from_answer(429, "{}"),
+            MarathonError::Rejected { status: 429, .. }
         ));
     }
 }

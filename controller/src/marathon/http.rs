@@ -41,10 +41,34 @@ impl Default for Limits {
     }
 }
 
+/// HTTP basic credentials (`--http_credentials`). The password never reaches a log: `Debug`
+/// leaves it out, and there is no `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    password: String,
+}
+
+impl Credentials {
+    pub fn new(username: String, password: String) -> Self {
+        Self { username, password }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
 pub struct HttpMarathon {
     http: reqwest::Client,
     /// Leader first once [`HttpMarathon::discover_leader`] found it.
     servers: Vec<Server>,
+    credentials: Option<Credentials>,
     limits: Limits,
     metrics: CallMetrics,
 }
@@ -64,28 +88,51 @@ impl HttpMarathon {
         Self {
             http,
             servers,
+            credentials: None,
             limits,
             metrics,
         }
     }
 
-    /// Asks the servers in turn `GET /v2/leader` and moves the leader to the front. Without an
-    /// answer the order stays (standbys proxy to the leader anyway).
-    pub async fn discover_leader(mut self) -> Self {
+    /// Authenticates every request with `credentials`.
+    pub fn with_credentials(mut self, credentials: Option<Credentials>) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// The leading server's name (the first label of the host `/v2/leader` reports), as the
+    /// first server that answers knows it.
+    pub async fn leader(&self) -> Option<String> {
         for server in &self.servers {
             if let Some(leader) = self.ask_leader(server).await {
                 let host = leader.rsplit_once(':').map_or(leader.as_str(), |(h, _)| h);
-                let first_label = host.split('.').next().unwrap_or(host);
-                let is_leader = |s: &Server| {
-                    s.name == first_label || s.url.trim_start_matches("http://") == leader
-                };
-                if let Some(i) = self.servers.iter().position(is_leader) {
-                    self.servers[..=i].rotate_right(1);
-                }
-                break;
+                return host.split('.').next().map(String::from);
             }
         }
+        None
+    }
+
+    /// Moves the leader to the front. Without an answer the order stays (standbys proxy to
+    /// the leader anyway).
+    pub async fn discover_leader(mut self) -> Self {
+        if let Some(leader) = self.leader().await
+            && let Some(i) = self.servers.iter().position(|s| s.name == leader)
+        {
+            self.servers[..=i].rotate_right(1);
+        }
         self
+    }
+
+    fn request(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .request(method, url)
+            .timeout(self.limits.timeout)
+            .header("Accept", "application/json");
+        match &self.credentials {
+            Some(c) => request.basic_auth(&c.username, Some(&c.password)),
+            None => request,
+        }
     }
 
     /// `host:port` of the leader as `server` knows it; `None` when it does not say.
@@ -96,9 +143,7 @@ impl HttpMarathon {
         }
         let started = Instant::now();
         let response = self
-            .http
-            .get(format!("{}/v2/leader", server.url))
-            .timeout(self.limits.timeout)
+            .request(Method::GET, &format!("{}/v2/leader", server.url))
             .send()
             .await;
         let code = response.as_ref().ok().map(|r| r.status().as_u16());
@@ -128,11 +173,7 @@ impl HttpMarathon {
         loop {
             let server = &self.servers[attempt as usize % self.servers.len()];
             let url = format!("{}{path_and_query}", server.url);
-            let mut request = self
-                .http
-                .request(method.clone(), &url)
-                .timeout(self.limits.timeout)
-                .header("Accept", "application/json");
+            let mut request = self.request(method.clone(), &url);
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -140,8 +181,13 @@ impl HttpMarathon {
             let result = match request.send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
+                    let challenge = response
+                        .headers()
+                        .get(reqwest::header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from);
                     match response.text().await {
-                        Ok(text) => Ok((status, text)),
+                        Ok(text) => Ok((status, text, challenge)),
                         Err(source) => Err(MarathonError::Unreachable { url, source }),
                     }
                 }
@@ -149,12 +195,16 @@ impl HttpMarathon {
             };
             self.metrics.observe(
                 endpoint,
-                result.as_ref().ok().map(|(s, _)| *s),
+                result.as_ref().ok().map(|(s, _, _)| *s),
                 started.elapsed(),
             );
             let error = match result {
-                Ok((status, text)) if status < 500 => return Ok((status, text)),
-                Ok((status, text)) => MarathonError::from_answer(status, &text),
+                // Every server shares the credentials: another one would refuse them too.
+                Ok((status @ (401 | 403), _, challenge)) => {
+                    return Err(MarathonError::Unauthorized { status, challenge });
+                }
+                Ok((status, text, _)) if status < 500 => return Ok((status, text)),
+                Ok((status, text, _)) => MarathonError::from_answer(status, &text),
                 Err(e) => e,
             };
             attempt += 1;
@@ -253,6 +303,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::tls::plain_client;
 
     /// Serves `router` on a loopback port; returns its base URL.
     async fn serve(router: Router) -> String {
@@ -330,7 +381,7 @@ mod tests {
                 url: leader.clone(),
             },
         ];
-        let m = HttpMarathon::new(reqwest::Client::new(), servers, fast(), metrics.clone())
+        let m = HttpMarathon::new(plain_client(), servers, fast(), metrics.clone())
             .discover_leader()
             .await;
         assert_eq!(m.servers()[0].url, leader, "the leader is asked first");
@@ -377,13 +428,13 @@ mod tests {
                 url: up,
             },
         ];
-        let m = HttpMarathon::new(reqwest::Client::new(), servers, fast(), metrics.clone());
+        let m = HttpMarathon::new(plain_client(), servers, fast(), metrics.clone());
         let ds = m.deployments().await.unwrap();
         assert_eq!(ds[0].affected_apps, ["/a"]);
         assert_eq!(metrics.count("GET /v2/deployments", "error"), 1);
 
         let only_down = HttpMarathon::new(
-            reqwest::Client::new(),
+            plain_client(),
             vec![Server {
                 name: "a".into(),
                 url: down,
@@ -398,10 +449,77 @@ mod tests {
             4,
             "1 + 3 attempts"
         );
-        let none = HttpMarathon::new(reqwest::Client::new(), vec![], fast(), metrics);
+        let none = HttpMarathon::new(plain_client(), vec![], fast(), metrics);
         assert!(matches!(
             none.deployments().await,
             Err(MarathonError::NoServer)
         ));
+    }
+
+    #[tokio::test]
+    async fn credentials_are_sent_and_a_refusal_is_final_and_typed() {
+        let hits = Arc::new(AtomicU32::new(0));
+        let counter = hits.clone();
+        let guarded = move |headers: axum::http::HeaderMap| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                // base64("operator:s3cret")
+                if headers.get("authorization").and_then(|v| v.to_str().ok())
+                    == Some("Basic b3BlcmF0b3I6czNjcmV0")
+                {
+                    axum::Json(json!({"leader": "m-0.m.ns.svc.cluster.local:8443"})).into_response()
+                } else {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        [("WWW-Authenticate", r#"basic realm="Mesosphere""#)],
+                    )
+                        .into_response()
+                }
+            }
+        };
+        let url = serve(
+            Router::new()
+                .route("/v2/leader", get(guarded.clone()))
+                .route("/v2/deployments", get(guarded)),
+        )
+        .await;
+        let servers = || {
+            vec![
+                Server {
+                    name: "m-0".into(),
+                    url: url.clone(),
+                },
+                Server {
+                    name: "m-1".into(),
+                    url: url.clone(),
+                },
+            ]
+        };
+        let metrics = CallMetrics::new();
+        let client = |password: &str| {
+            HttpMarathon::new(plain_client(), servers(), fast(), metrics.clone())
+                .with_credentials(Some(Credentials::new("operator".into(), password.into())))
+        };
+        assert_eq!(client("s3cret").leader().await.as_deref(), Some("m-0"));
+
+        let before = hits.load(Ordering::SeqCst);
+        match client("wrong").deployments().await {
+            Err(MarathonError::Unauthorized { status, challenge }) => {
+                assert_eq!(status, 401);
+                assert_eq!(challenge.as_deref(), Some(r#"basic realm="Mesosphere""#));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            hits.load(Ordering::SeqCst) - before,
+            1,
+            "no retry: another server would refuse the same credentials"
+        );
+        assert_eq!(metrics.count("GET /v2/deployments", "401"), 1);
+        let shown = format!("{:?}", Credentials::new("operator".into(), "s3cret".into()));
+        assert!(
+            shown.contains("operator") && !shown.contains("s3cret"),
+            "{shown}"
+        );
     }
 }

@@ -128,7 +128,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         drop(listener);
-        let err = master_metrics(&reqwest::Client::new(), &addr, Duration::from_secs(1))
+        let err = master_metrics(&crate::tls::plain_client(), &addr, Duration::from_secs(1))
             .await
             .unwrap_err();
         assert_eq!(err.category(), "mesos-unreachable");

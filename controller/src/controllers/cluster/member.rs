@@ -168,16 +168,14 @@ impl Member {
         }
         meta.annotations = Some(annotations);
         let mut container = c.container;
-        container.volume_mounts = Some(
-            c.mounts
-                .iter()
-                .map(|(volume, path)| VolumeMount {
-                    name: (*volume).into(),
-                    mount_path: path.clone(),
-                    ..VolumeMount::default()
-                })
-                .collect(),
-        );
+        container
+            .volume_mounts
+            .get_or_insert_default()
+            .extend(c.mounts.iter().map(|(volume, path)| VolumeMount {
+                name: (*volume).into(),
+                mount_path: path.clone(),
+                ..VolumeMount::default()
+            }));
         let pod_ip = EnvVar {
             name: "POD_IP".into(),
             value_from: Some(EnvVarSource {

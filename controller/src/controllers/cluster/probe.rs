@@ -9,7 +9,11 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use super::member::{LABEL_MEMBER, LABEL_ROLE, Role};
-use super::{marathon, masters, zookeeper};
+use super::{masters, zookeeper};
+use crate::controllers::Context;
+use crate::controllers::marathon_access::Access;
+use crate::crd::MesosCluster;
+use crate::marathon::http::Limits;
 use crate::quorum::Health;
 use crate::zookeeper::ServerState;
 
@@ -45,24 +49,29 @@ pub async fn health(pods: &[Pod], http: &reqwest::Client) -> BTreeMap<String, He
 }
 
 /// The Marathon member that leads, as the first Marathon server that answers `/v2/leader`
-/// names it (`<member>.<service>...:<port>`).
-pub async fn marathon_leader(pods: &[Pod], http: &reqwest::Client) -> Option<String> {
-    let ips = pods
-        .iter()
-        .filter(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some(Role::Marathon.label()))
-        .filter_map(|p| p.status.as_ref()?.pod_ip.clone());
-    for ip in ips {
-        let url = format!("http://{ip}:{}/v2/leader", marathon::HTTP_PORT);
-        let Ok(answer) = http.get(&url).timeout(TIMEOUT).send().await else {
-            continue;
-        };
-        if let Ok(body) = answer.json::<serde_json::Value>().await
-            && let Some(leader) = body["leader"].as_str()
-        {
-            return leader.split(['.', ':']).next().map(String::from);
+/// names it (`<member>.<service>...:<port>`); asked over HTTPS and with credentials when the
+/// cluster says so.
+pub async fn marathon_leader(mc: &MesosCluster, pods: &[Pod], ctx: &Context) -> Option<String> {
+    let limits = Limits {
+        timeout: TIMEOUT,
+        attempts: 1,
+        ..Limits::default()
+    };
+    let marathon = Access::read(&ctx.client, mc).await.and_then(|a| {
+        a.connect(
+            pods,
+            &ctx.marathon_clients,
+            limits,
+            ctx.marathon.calls.clone(),
+        )
+    });
+    match marathon {
+        Ok(m) => m?.leader().await,
+        Err(error) => {
+            tracing::warn!(%error, category = error.category(), "cannot ask Marathon for its leader");
+            None
         }
     }
-    None
 }
 
 async fn zookeeper_health(addr: &str) -> Option<Health> {

@@ -67,7 +67,7 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         .items;
     let (health, marathon_leader) = futures::join!(
         probe::health(&pods, &ctx.http),
-        probe::marathon_leader(&pods, &ctx.http)
+        probe::marathon_leader(mc, &pods, ctx)
     );
     let observed = observe::observed(mc, &pods, &claims, &health)?;
     let zk: Vec<u32> = observed.zookeeper.live().map(|m| m.ordinal).collect();

@@ -7,22 +7,20 @@ pub mod plan;
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
 use super::conditions::{Desired, merge};
 use super::error::{ReconcileError, StatusError};
+use super::marathon_access::{self, Access, AccessError};
 use super::{Context, FIELD_MANAGER, Managed, accept};
-use crate::controllers::cluster::marathon::HTTP_PORT;
-use crate::controllers::cluster::member::{LABEL_CLUSTER, LABEL_ROLE, pod_ready};
 use crate::crd::marathon_app::DeletionPolicy;
 use crate::crd::{MarathonApp, MarathonAppStatus, MesosCluster};
 use crate::marathon::definition::{app_id, body, expected};
-use crate::marathon::http::{HttpMarathon, Limits, Server};
+use crate::marathon::http::{HttpMarathon, Limits};
 use crate::marathon::{AppInfo, Marathon, MarathonError};
 use plan::{Inputs, Observed, Outcome, Step, Why};
 
@@ -70,7 +68,20 @@ pub async fn reconcile(app: &MarathonApp, ctx: &Context) -> Result<Action, Recon
         return Ok(Action::requeue(WAIT_FOR_CLUSTER));
     };
     let id = app_id(app.spec.app.id.as_deref(), &namespace, &app.name_any());
-    let observed = observe(&marathon, &id).await?;
+    let observed = match observe(&marathon, &id).await {
+        Err(e @ MarathonError::Unauthorized { .. }) => {
+            // Retrying soon cannot help: the credentials have to change first.
+            let message = format!(
+                "Marathon refused the operator's credentials ({e}); check spec.marathon.credentials \
+                 of MesosCluster {}.",
+                app.spec.cluster_ref.name
+            );
+            let waiting = plan::waiting("MarathonUnauthorized", message);
+            write_status(app, ctx, &waiting, None, None).await?;
+            return Ok(Action::requeue(WAIT_FOR_CLUSTER));
+        }
+        other => other?,
+    };
     let body = body(&app.spec.app, &id);
     let expected = expected(&body);
     let status = app.status.clone().unwrap_or_default();
@@ -159,6 +170,10 @@ async fn connect(
             "MarathonUnavailable",
             format!("MesosCluster {cluster} has no running Marathon server."),
         ),
+        Reach::NoAccess(e) => (
+            e.reason(),
+            format!("Cannot reach the Marathon of MesosCluster {cluster}: {e}."),
+        ),
     };
     write_status(app, ctx, &plan::waiting(reason, message), None, None).await?;
     Ok(None)
@@ -168,6 +183,8 @@ async fn connect(
 enum Reach {
     NoCluster,
     NoServer,
+    /// The cluster's TLS or credentials Secret is missing or unusable.
+    NoAccess(AccessError),
     Marathon(HttpMarathon),
 }
 
@@ -180,53 +197,26 @@ async fn reach(ctx: &Context, namespace: &str, cluster: &str) -> Result<Reach, R
             what: format!("reading MesosCluster {cluster}"),
             source,
         })?;
-    if found.is_none() {
+    let Some(mc) = found else {
         return Ok(Reach::NoCluster);
-    }
-    let servers = marathon_servers(ctx, namespace, cluster).await?;
-    if servers.is_empty() {
-        return Ok(Reach::NoServer);
-    }
-    let client = HttpMarathon::new(
-        ctx.http.clone(),
-        servers,
+    };
+    let access = match Access::read(&ctx.client, &mc).await {
+        Ok(access) => access,
+        Err(e @ AccessError::Kube { .. }) => return Err(e.into()),
+        Err(e) => return Ok(Reach::NoAccess(e)),
+    };
+    let pods = marathon_access::pods(&ctx.client, &mc).await?;
+    let client = match access.connect(
+        &pods,
+        &ctx.marathon_clients,
         Limits::default(),
         ctx.marathon.calls.clone(),
-    );
+    ) {
+        Ok(Some(client)) => client,
+        Ok(None) => return Ok(Reach::NoServer),
+        Err(e) => return Ok(Reach::NoAccess(e)),
+    };
     Ok(Reach::Marathon(client.discover_leader().await))
-}
-
-/// The cluster's running Marathon Pods, ready ones first.
-async fn marathon_servers(
-    ctx: &Context,
-    namespace: &str,
-    cluster: &str,
-) -> Result<Vec<Server>, ReconcileError> {
-    let selector = format!("{LABEL_CLUSTER}={cluster},{LABEL_ROLE}=marathon");
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), namespace)
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(|source| ReconcileError::Kube {
-            what: format!("listing the Marathon pods of {cluster}"),
-            source,
-        })?;
-    let mut pods: Vec<Pod> = pods
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        .collect();
-    pods.sort_by_key(|p| !pod_ready(p));
-    Ok(pods
-        .iter()
-        .filter_map(|p| {
-            let ip = p.status.as_ref()?.pod_ip.as_ref()?;
-            Some(Server {
-                name: p.name_any(),
-                url: format!("http://{ip}:{HTTP_PORT}"),
-            })
-        })
-        .collect())
 }
 
 /// The app and, when it reports some, its deployments.
@@ -560,6 +550,7 @@ async fn delete_in_marathon(
     {
         Reach::NoCluster => return Err(Gone::Cluster),
         Reach::NoServer => return Err(Gone::Unreachable(MarathonError::NoServer.into())),
+        Reach::NoAccess(e) => return Err(Gone::Unreachable(e.into())),
         Reach::Marathon(m) => m,
     };
     match marathon.delete_app(id).await {

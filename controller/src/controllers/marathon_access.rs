@@ -1,0 +1,316 @@
+//! How the operator reaches one MesosCluster's Marathon: over HTTP at each server's Pod IP, or,
+//! with `spec.marathon.tls`, over HTTPS verified by the name the server's certificate carries
+//! (`<pod>.<service>.<namespace>.svc.cluster.local`, resolved to the Pod IP by the client, so no
+//! cluster DNS is needed); with the cluster's basic credentials when it has some.
+//!
+//! Each server is asked the way its Pod serves (its `https` port or not), so a roll that turns
+//! TLS on or off keeps every server reachable.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+
+use super::cluster::marathon::{HTTP_PORT, HTTPS_PORT_NAME};
+use super::cluster::member::{LABEL_CLUSTER, LABEL_ROLE, pod_ready};
+use crate::crd::MesosCluster;
+use crate::marathon::http::{Credentials, HttpMarathon, Limits, Server};
+use crate::marathon::metrics::CallMetrics;
+use crate::tls::TlsError;
+
+/// The key of the CA in the TLS Secret.
+pub const CA_KEY: &str = "ca.crt";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("Secret {name} does not exist")]
+    SecretNotFound { name: String },
+    #[error("Secret {name} has no key {key:?}")]
+    KeyMissing { name: String, key: String },
+    #[error("key {key:?} of Secret {name} is not UTF-8")]
+    NotText { name: String, key: String },
+    /// Basic auth splits `user:password` at the first colon and Marathon's
+    /// `--http_credentials` at the last, so neither part can hold one.
+    #[error("key {key:?} of Secret {name} contains ':', which Marathon's credentials cannot hold")]
+    Colon { name: String, key: String },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("reading Secret {name}: {source}")]
+    Kube { name: String, source: kube::Error },
+    #[error("listing the Marathon pods of {cluster}: {source}")]
+    Pods {
+        cluster: String,
+        source: kube::Error,
+    },
+}
+
+impl AccessError {
+    pub fn category(&self) -> &'static str {
+        match self {
+            AccessError::SecretNotFound { .. } | AccessError::KeyMissing { .. } => {
+                "marathon-secret-missing"
+            }
+            AccessError::NotText { .. } | AccessError::Colon { .. } | AccessError::Tls(_) => {
+                "marathon-secret-invalid"
+            }
+            AccessError::Kube { .. } | AccessError::Pods { .. } => "kube",
+        }
+    }
+
+    /// The condition reason a status shows for it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AccessError::SecretNotFound { .. } | AccessError::KeyMissing { .. } => {
+                "MarathonSecretMissing"
+            }
+            AccessError::NotText { .. } | AccessError::Colon { .. } | AccessError::Tls(_) => {
+                "MarathonSecretInvalid"
+            }
+            AccessError::Kube { .. } | AccessError::Pods { .. } => "MarathonUnavailable",
+        }
+    }
+}
+
+/// What the cluster's spec and Secrets say about reaching its Marathon.
+pub struct Access {
+    /// `namespace/cluster`.
+    key: String,
+    /// The PEM CA of `spec.marathon.tls`.
+    ca: Option<Vec<u8>>,
+    credentials: Option<Credentials>,
+}
+
+impl Access {
+    /// Reads the Secrets `mc` refers to.
+    pub async fn read(client: &Client, mc: &MesosCluster) -> Result<Self, AccessError> {
+        let namespace = mc.namespace().unwrap_or_default();
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+        let ca = match &mc.spec.marathon.tls {
+            Some(tls) => Some(value(&secrets, &tls.secret_name, CA_KEY).await?),
+            None => None,
+        };
+        let credentials = match &mc.spec.marathon.credentials {
+            Some(c) => {
+                let text = |key: &'static str| {
+                    let secrets = &secrets;
+                    let name = &c.secret_name;
+                    async move {
+                        let text = String::from_utf8(value(secrets, name, key).await?);
+                        let error = |colon| {
+                            let (name, key) = (name.clone(), key.to_string());
+                            if colon {
+                                AccessError::Colon { name, key }
+                            } else {
+                                AccessError::NotText { name, key }
+                            }
+                        };
+                        match text {
+                            Ok(t) if t.contains(':') => Err(error(true)),
+                            Ok(t) => Ok(t),
+                            Err(_) => Err(error(false)),
+                        }
+                    }
+                };
+                Some(Credentials::new(
+                    text("username").await?,
+                    text("password").await?,
+                ))
+            }
+            None => None,
+        };
+        Ok(Self {
+            key: format!("{namespace}/{}", mc.name_any()),
+            ca,
+            credentials,
+        })
+    }
+
+    /// A client for the running servers among `pods` (ready ones first), or `None` when none
+    /// runs.
+    pub fn connect(
+        &self,
+        pods: &[Pod],
+        clients: &TlsClients,
+        limits: Limits,
+        metrics: CallMetrics,
+    ) -> Result<Option<HttpMarathon>, AccessError> {
+        let servers = servers(pods);
+        if servers.is_empty() {
+            return Ok(None);
+        }
+        let http = match &self.ca {
+            Some(ca) => {
+                let names: Vec<(String, SocketAddr)> = servers
+                    .iter()
+                    .filter_map(|(_, resolve)| resolve.clone())
+                    .collect();
+                clients.get(&self.key, ca, &names)?
+            }
+            None => clients.plain.clone(),
+        };
+        let servers = servers.into_iter().map(|(s, _)| s).collect();
+        Ok(Some(
+            HttpMarathon::new(http, servers, limits, metrics)
+                .with_credentials(self.credentials.clone()),
+        ))
+    }
+}
+
+async fn value(secrets: &Api<Secret>, name: &str, key: &str) -> Result<Vec<u8>, AccessError> {
+    let secret = secrets
+        .get_opt(name)
+        .await
+        .map_err(|source| AccessError::Kube {
+            name: name.into(),
+            source,
+        })?
+        .ok_or_else(|| AccessError::SecretNotFound { name: name.into() })?;
+    secret
+        .data
+        .and_then(|mut d| d.remove(key))
+        .map(|b| b.0)
+        .ok_or_else(|| AccessError::KeyMissing {
+            name: name.into(),
+            key: key.into(),
+        })
+}
+
+/// The cluster's running Marathon Pods.
+pub async fn pods(client: &Client, mc: &MesosCluster) -> Result<Vec<Pod>, AccessError> {
+    let cluster = mc.name_any();
+    let selector = format!("{LABEL_CLUSTER}={cluster},{LABEL_ROLE}=marathon");
+    Api::<Pod>::namespaced(client.clone(), &mc.namespace().unwrap_or_default())
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map(|l| l.items)
+        .map_err(|source| AccessError::Pods { cluster, source })
+}
+
+/// Each running Marathon server among `pods`, ready ones first, with the name to resolve to its
+/// address when it serves HTTPS.
+fn servers(pods: &[Pod]) -> Vec<(Server, Option<(String, SocketAddr)>)> {
+    let mut running: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some("marathon"))
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .collect();
+    running.sort_by_key(|p| !pod_ready(p));
+    running.into_iter().filter_map(server).collect()
+}
+
+fn server(pod: &Pod) -> Option<(Server, Option<(String, SocketAddr)>)> {
+    let ip: IpAddr = pod.status.as_ref()?.pod_ip.as_ref()?.parse().ok()?;
+    let spec = pod.spec.as_ref()?;
+    let https = spec
+        .containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .find(|p| p.name.as_deref() == Some(HTTPS_PORT_NAME))
+        .and_then(|p| u16::try_from(p.container_port).ok());
+    let name = pod.name_any();
+    Some(match https {
+        Some(port) => {
+            let host = format!(
+                "{}.{}.{}.svc.cluster.local",
+                spec.hostname.as_deref().unwrap_or(&name),
+                spec.subdomain.as_deref()?,
+                pod.namespace()?
+            );
+            let url = format!("https://{host}:{port}");
+            (
+                Server { name, url },
+                Some((host, SocketAddr::new(ip, port))),
+            )
+        }
+        None => {
+            let url = format!("http://{}", SocketAddr::new(ip, HTTP_PORT as u16));
+            (Server { name, url }, None)
+        }
+    })
+}
+
+/// HTTPS clients per cluster, kept while the CA and the servers' addresses stay the same, so
+/// that connections (and their handshakes) are reused across passes.
+pub struct TlsClients {
+    plain: reqwest::Client,
+    by_cluster: Mutex<HashMap<String, (u64, reqwest::Client)>>,
+}
+
+impl TlsClients {
+    pub fn new(plain: reqwest::Client) -> Self {
+        Self {
+            plain,
+            by_cluster: Mutex::default(),
+        }
+    }
+
+    fn get(
+        &self,
+        key: &str,
+        ca: &[u8],
+        names: &[(String, SocketAddr)],
+    ) -> Result<reqwest::Client, TlsError> {
+        let mut h = DefaultHasher::new();
+        (ca, names).hash(&mut h);
+        let fingerprint = h.finish();
+        let mut cache = self.by_cluster.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((f, client)) = cache.get(key)
+            && *f == fingerprint
+        {
+            return Ok(client.clone());
+        }
+        let client = crate::tls::client_trusting(&format!("{key} {CA_KEY}"), ca, names)?;
+        cache.insert(key.to_string(), (fingerprint, client.clone()));
+        Ok(client)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(name: &str, ready: bool, https: bool) -> Pod {
+        let port = if https {
+            json!({"name": "https", "containerPort": 8443})
+        } else {
+            json!({"name": "http", "containerPort": 8080})
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "labels": {LABEL_ROLE: "marathon"}},
+            "spec": {"hostname": name, "subdomain": "prod-marathon",
+                     "containers": [{"name": "marathon", "ports": [port]}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.9",
+                       "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_server_is_asked_the_way_its_pod_serves() {
+        let found = servers(&[pod("m-0", false, false), pod("m-1", true, true)]);
+        let (first, resolve) = &found[0];
+        assert_eq!(first.name, "m-1", "ready servers first");
+        assert_eq!(
+            first.url,
+            "https://m-1.prod-marathon.ns.svc.cluster.local:8443"
+        );
+        assert_eq!(
+            resolve.clone(),
+            Some((
+                "m-1.prod-marathon.ns.svc.cluster.local".to_string(),
+                "10.0.0.9:8443".parse().unwrap()
+            ))
+        );
+        assert_eq!(
+            (found[1].0.url.as_str(), &found[1].1),
+            ("http://10.0.0.9:8080", &None)
+        );
+    }
+}

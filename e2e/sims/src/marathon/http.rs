@@ -1,14 +1,14 @@
-//! Marathon's REST API v2 (fact sheet §3.1) with its status codes and bodies, the
-//! leader proxy and the write-request counter.
+//! Marathon's REST API v2 (fact sheet §3.1) with its status codes and bodies, behind
+//! basic authentication and the leader proxy.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::app::{self, canonical_id};
 use super::scheduler::{counts, task_json};
-use super::{AppState, Deployment, MARATHON_VERSION, Marathon, iso_now};
+use super::{AppState, Deployment, MARATHON_VERSION, Marathon, auth, iso_now, proxy};
 
 type M = State<Arc<Marathon>>;
 /// An error answer, boxed: a `Response` is large.
@@ -45,93 +45,16 @@ pub fn router(m: Arc<Marathon>) -> Router {
             get(|| async { ([(header::CONTENT_TYPE, "text/plain")], "pong") }),
         )
         .route("/metrics", get(metrics))
-        .layer(middleware::from_fn_with_state(m.clone(), leader_proxy))
+        .layer(middleware::from_fn_with_state(
+            m.clone(),
+            proxy::leader_proxy,
+        ))
+        .layer(middleware::from_fn_with_state(m.clone(), auth::basic_auth))
         .with_state(m)
 }
 
 fn message(status: StatusCode, text: impl Into<String>) -> Response {
     (status, Json(json!({"message": text.into()}))).into_response()
-}
-
-/// Standbys proxy every request to the leader (`X-Marathon-Via`); the leader answers
-/// itself with `X-Marathon-Leader` and counts write requests.
-async fn leader_proxy(State(m): M, req: Request, next: Next) -> Response {
-    if m.is_leader() {
-        if matches!(
-            *req.method(),
-            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-        ) {
-            m.write_requests.fetch_add(1, Ordering::SeqCst);
-        }
-        let mut resp = next.run(req).await;
-        if let Ok(v) = HeaderValue::from_str(&format!("http://{}", m.cfg.advertised())) {
-            resp.headers_mut().insert("X-Marathon-Leader", v);
-        }
-        return resp;
-    }
-    let me = m.cfg.advertised();
-    if req
-        .headers()
-        .get_all("X-Marathon-Via")
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|s| s.contains(&me)))
-    {
-        return message(StatusCode::BAD_GATEWAY, "Detected proxying loop.");
-    }
-    let mut leader = m.leader();
-    for _ in 0..10 {
-        if leader.as_ref().is_some_and(|l| *l != me) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        leader = m.leader();
-    }
-    let Some(leader) = leader.filter(|l| *l != me) else {
-        return message(
-            StatusCode::BAD_GATEWAY,
-            "Could not determine the current leader",
-        );
-    };
-    let (parts, body) = req.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    let bytes = axum::body::to_bytes(body, 16 << 20)
-        .await
-        .unwrap_or_default();
-    let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-    match m
-        .http
-        .send(
-            parts.method,
-            &format!("http://{leader}{path}"),
-            body.as_ref(),
-            Duration::from_secs(10),
-        )
-        .await
-    {
-        Ok(r) => {
-            let mut resp = Response::new(Body::from(r.body));
-            *resp.status_mut() = r.status;
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&format!("1.1 {me}")) {
-                resp.headers_mut().insert("X-Marathon-Via", v);
-            }
-            if let Some(l) = r.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-                resp.headers_mut().insert(header::LOCATION, l);
-            }
-            resp
-        }
-        Err(e) => message(
-            StatusCode::BAD_GATEWAY,
-            format!("Could not proxy to the leader: {e}"),
-        ),
-    }
 }
 
 /// `AppInfo`: the definition plus status fields.

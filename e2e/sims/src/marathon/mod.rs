@@ -4,12 +4,16 @@
 //! checks and rolls versions according to `upgradeStrategy`.
 
 pub mod app;
+mod auth;
 pub mod config;
 mod health;
 mod http;
+pub mod keystore;
 pub mod placement;
+mod proxy;
 mod scheduler;
 mod store;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +38,10 @@ pub enum MarathonError {
     Zk(#[from] crate::zk::ZkError),
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Keystore(#[from] keystore::KeystoreError),
+    #[error("TLS configuration failed: {0}")]
+    Tls(#[from] rustls::Error),
 }
 
 /// One launched instance of an app.
@@ -87,6 +95,7 @@ pub struct State {
 pub struct Marathon {
     cfg: MarathonConfig,
     http: HttpClient,
+    proxy: proxy::ProxyClient,
     state: Mutex<State>,
     leader: Mutex<Option<String>>,
     elected: AtomicBool,
@@ -210,11 +219,49 @@ fn fail(message: &str) -> ! {
     crate::exit_with(message, 1)
 }
 
-pub async fn run(cfg: MarathonConfig) -> Result<(), MarathonError> {
-    let bind = format!("{}:{}", cfg.http_address, cfg.http_port);
-    let listener = tokio::net::TcpListener::bind(&bind)
+async fn bind(address: &str, port: u16) -> Result<tokio::net::TcpListener, MarathonError> {
+    let bind = format!("{address}:{port}");
+    tokio::net::TcpListener::bind(&bind)
         .await
-        .map_err(|e| MarathonError::Bind(bind.clone(), e))?;
+        .map_err(|e| MarathonError::Bind(bind, e))
+}
+
+/// Logs the connectors the way `HttpModule` does, and the credentials it ignores.
+fn log_http_setup(cfg: &MarathonConfig) {
+    for (name, on) in [("HTTP", cfg.http_enabled), ("HTTPS", cfg.https.is_some())] {
+        match on {
+            true => tracing::info!("Adding {name} support."),
+            false => tracing::info!("No {name} support configured."),
+        }
+    }
+    if cfg.http_enabled && cfg.https.is_some() {
+        tracing::warn!(
+            "Both HTTP and HTTPS support have been configured. Consider disabling HTTP with --disable_http"
+        );
+    }
+    if cfg.values.contains_key("http_credentials") && cfg.credentials.is_none() {
+        tracing::error!("The HTTP credentials must be specified in the form of 'user:password'.");
+    }
+}
+
+pub async fn run(cfg: MarathonConfig) -> Result<(), MarathonError> {
+    log_http_setup(&cfg);
+    let keystore = match &cfg.https {
+        Some(h) => Some(keystore::Keystore::load(
+            &h.keystore_path,
+            &h.keystore_password,
+        )?),
+        None => None,
+    };
+    let http_listener = match cfg.http_enabled {
+        true => Some(bind(&cfg.http_address, cfg.http_port).await?),
+        false => None,
+    };
+    let https_listener = match (&cfg.https, &keystore) {
+        (Some(h), Some(k)) => Some((bind(&h.address, h.port).await?, tls::acceptor(k)?)),
+        _ => None,
+    };
+    let proxy = proxy::client(&cfg, keystore.as_ref())?;
     let session = cfg.zk_session_timeout;
     let master_zk = match ZkUrl::parse(&cfg.master) {
         Ok(url) => Some((
@@ -226,6 +273,7 @@ pub async fn run(cfg: MarathonConfig) -> Result<(), MarathonError> {
     let zk = Zk::connect(&cfg.zk, session, Duration::from_secs(60)).await?;
     let marathon = Arc::new(Marathon {
         http: HttpClient::default(),
+        proxy,
         state: Mutex::new(State::default()),
         leader: Mutex::new(None),
         elected: AtomicBool::new(false),
@@ -246,8 +294,22 @@ pub async fn run(cfg: MarathonConfig) -> Result<(), MarathonError> {
         marathon.take_over().await;
     }
     tokio::spawn(scheduler::run(marathon.clone()));
-    tracing::info!("Marathon listening on {bind}");
-    axum::serve(listener, http::router(marathon))
-        .await
-        .map_err(MarathonError::Serve)
+    let app = http::router(marathon);
+    let mut servers: Vec<futures::future::BoxFuture<'static, std::io::Error>> = Vec::new();
+    if let Some(listener) = http_listener {
+        tracing::info!("Marathon listening on {:?} (HTTP)", listener.local_addr());
+        let app = app.clone();
+        servers.push(Box::pin(async move {
+            match axum::serve(listener, app).await {
+                Ok(()) => std::io::Error::other("the HTTP server stopped"),
+                Err(e) => e,
+            }
+        }));
+    }
+    if let Some((listener, acceptor)) = https_listener {
+        tracing::info!("Marathon listening on {:?} (HTTPS)", listener.local_addr());
+        servers.push(Box::pin(tls::serve(listener, acceptor, app)));
+    }
+    let (e, _, _) = futures::future::select_all(servers).await;
+    Err(MarathonError::Serve(e))
 }

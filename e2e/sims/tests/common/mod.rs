@@ -19,9 +19,15 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(bin: &str, args: &[String], log: &Path) -> Proc {
+        Proc::spawn_with_env(bin, args, &[], log)
+    }
+
+    /// [`Proc::spawn`] with extra environment variables.
+    pub fn spawn_with_env(bin: &str, args: &[String], env: &[(&str, &str)], log: &Path) -> Proc {
         let file = std::fs::File::create(log).unwrap();
         let child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)

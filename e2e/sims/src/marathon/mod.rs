@@ -310,6 +310,7 @@ pub async fn run(cfg: MarathonConfig) -> Result<(), MarathonError> {
         tracing::info!("Marathon listening on {:?} (HTTPS)", listener.local_addr());
         servers.push(Box::pin(tls::serve(listener, acceptor, app)));
     }
+    // Never empty: `MarathonConfig::load` refuses a configuration without a connector.
     let (e, _, _) = futures::future::select_all(servers).await;
     Err(MarathonError::Serve(e))
 }

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
+use sha2::{Digest, Sha256};
 
 use super::cluster::marathon::{HTTP_PORT, HTTPS_PORT_NAME};
 use super::cluster::member::{LABEL_CLUSTER, LABEL_ROLE, pod_ready};
@@ -177,6 +178,50 @@ async fn value(secrets: &Api<Secret>, name: &str, key: &str) -> Result<Vec<u8>, 
             name: name.into(),
             key: key.into(),
         })
+}
+
+/// A digest of every Secret the cluster's Marathon servers read (empty without any), part of
+/// their config hash: rotating one in place (cert-manager renews keystores before they expire)
+/// restarts them one at a time like any other configuration change.
+pub async fn secrets_digest(client: &Client, mc: &MesosCluster) -> Result<String, AccessError> {
+    let marathon = &mc.spec.marathon;
+    let mut names: Vec<&str> = marathon
+        .tls
+        .iter()
+        .flat_map(|t| [t.secret_name.as_str(), t.keystore_password.name.as_str()])
+        .chain(marathon.credentials.iter().map(|c| c.secret_name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(String::new());
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &mc.namespace().unwrap_or_default());
+    let mut digest = Sha256::new();
+    for name in names {
+        let secret = secrets
+            .get_opt(name)
+            .await
+            .map_err(|source| AccessError::Kube {
+                name: name.into(),
+                source,
+            })?
+            .ok_or_else(|| AccessError::SecretNotFound { name: name.into() })?;
+        digest.update(name.as_bytes());
+        for (key, value) in secret.data.unwrap_or_default() {
+            digest.update([0]);
+            digest.update(key.as_bytes());
+            digest.update([0]);
+            digest.update(&value.0);
+        }
+        digest.update([0xff]);
+    }
+    Ok(digest
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// The cluster's running Marathon Pods.

@@ -140,18 +140,26 @@ fn readiness(mc: &MesosCluster) -> Probe {
     probe
 }
 
-/// The Pod of Marathon server `ordinal`.
-pub fn pod(mc: &MesosCluster, ordinal: u32, zk_ensemble: &[u32], incarnation: &str) -> Pod {
+/// The Pod of Marathon server `ordinal`; `secrets` digests the content of the Secrets it reads
+/// ([`secrets_digest`](crate::controllers::marathon_access::secrets_digest)).
+pub fn pod(
+    mc: &MesosCluster,
+    ordinal: u32,
+    zk_ensemble: &[u32],
+    secrets: &str,
+    incarnation: &str,
+) -> Pod {
     let image = mc.spec.marathon.image.clone();
     let args = flags(mc, ordinal, zk_ensemble);
     let env = env(mc);
-    // Every flag but the hostname is the role's; so are the Secrets it reads (hashed only when
-    // there are some, so that a cluster without them keeps its hash across upgrades).
-    let secrets = serde_json::to_string(&env).unwrap_or_default();
+    // Every flag but the hostname is the role's; so are the Secrets it reads, by name and by
+    // content (hashed only when there are some, so that a cluster without them keeps its hash
+    // across upgrades).
+    let references = serde_json::to_string(&env).unwrap_or_default();
     let mut hashed: Vec<&str> = vec![&image];
     hashed.extend(args[..args.len() - 2].iter().map(String::as_str));
     if !env.is_empty() {
-        hashed.push(&secrets);
+        hashed.extend([references.as_str(), secrets]);
     }
     let container = Container {
         name: "marathon".into(),
@@ -217,7 +225,7 @@ mod tests {
                 "prod-marathon-2.prod-marathon.dcos.svc.cluster.local".into(),
             ]
         );
-        let plain = pod(&mc, 2, &[1], "x");
+        let plain = pod(&mc, 2, &[1], "", "x");
         assert!(
             plain
                 .spec
@@ -261,7 +269,7 @@ mod tests {
             ]
         );
         assert_eq!(flags[11], "--hostname", "the hostname stays last");
-        let pod = pod(&mc, 0, &[1], "x");
+        let pod = pod(&mc, 0, &[1], "d1", "x");
         let spec = pod.spec.as_ref().unwrap();
         let c = &spec.containers[0];
         let env: Vec<EnvLine> = c
@@ -324,14 +332,20 @@ mod tests {
             secret_name: "m-auth-2".into(),
         });
         let hash = |mc: &MesosCluster| {
-            let p = super::pod(mc, 0, &[1], "x");
+            let p = super::pod(mc, 0, &[1], "d1", "x");
             p.annotations()[super::super::member::ANNOTATION_CONFIG_HASH].clone()
         };
         assert_ne!(hash(&secure()), hash(&other));
+        // So is new content in the same Secrets (a renewed keystore, a rotated password).
+        let rotated = super::pod(&secure(), 0, &[1], "d2", "x");
+        assert_ne!(
+            hash(&secure()),
+            rotated.annotations()[super::super::member::ANNOTATION_CONFIG_HASH]
+        );
     }
 
     fn pod_probe(mc: &MesosCluster) -> Probe {
-        let pod = pod(mc, 0, &[1], "x");
+        let pod = pod(mc, 0, &[1], "d1", "x");
         pod.spec.unwrap().containers[0]
             .readiness_probe
             .clone()

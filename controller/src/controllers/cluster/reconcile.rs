@@ -24,7 +24,7 @@ use super::{apply, desired, disruption, execute, marathon, masters, observe, pro
 use crate::controllers::conditions::{self, ACCEPTED, Desired as Want};
 use crate::controllers::error::ReconcileError;
 use crate::controllers::objects;
-use crate::controllers::{Context, Managed, accept, events, status};
+use crate::controllers::{Context, Managed, accept, events, marathon_access, status};
 use crate::crd::MesosCluster;
 use crate::crd::cluster::{MemberStatus, RoleStatus};
 use crate::quorum::{self, Clock, Decision, Observed, OperationUpdate};
@@ -84,6 +84,7 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         operation.as_ref(),
         clock,
     );
+    let mut marathon_settled = true;
     if !mc.spec.paused {
         let incarnation = format!("{}", Utc::now().timestamp_millis());
         let mut steps = apply::steps(mc, &decision, &observed, &incarnation);
@@ -97,7 +98,7 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         if !leftovers.is_empty() {
             execute::execute(&ctx.client, mc, &leftovers).await?;
         }
-        marathon_members(mc, ctx, &pods, &zk, &incarnation).await?;
+        marathon_settled = marathon_members(mc, ctx, &pods, &zk, &incarnation).await?;
         budgets(mc, ctx, &observed).await?;
     }
 
@@ -115,7 +116,7 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         status::apply(mc, &view, &ctx.client).await?;
     }
     Ok(Action::requeue(
-        if matches!(decision, Decision::Done) || mc.spec.paused {
+        if (matches!(decision, Decision::Done) && marathon_settled) || mc.spec.paused {
             SETTLED
         } else {
             CHANGING
@@ -159,14 +160,15 @@ where
 }
 
 /// Marathon servers are stateless (their state is in ZooKeeper): keep exactly `replicas` of
-/// them, named by ordinal.
+/// them, named by ordinal. Returns whether there is nothing to look at again soon (no roll or
+/// start in progress).
 async fn marathon_members(
     mc: &MesosCluster,
     ctx: &Context,
     pods: &[Pod],
     zk: &[u32],
     incarnation: &str,
-) -> Result<(), ReconcileError> {
+) -> Result<bool, ReconcileError> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &mc.namespace().unwrap_or_default());
     let want = u32::try_from(mc.spec.marathon.replicas).unwrap_or(0);
     let existing: BTreeMap<u32, &Pod> = pods
@@ -177,9 +179,19 @@ async fn marathon_members(
     // Marathon starts (and moves) only on the ensemble the spec asks for, so it is not rolled
     // once per server while ZooKeeper is still growing or shrinking.
     let zk_settled = !zk.is_empty() && zk.len() == mc.spec.zookeeper.replicas as usize;
+    // Servers are not started or rolled while their Secrets cannot be read: their hash would be
+    // wrong. The cluster's MarathonApps report why.
+    let secrets = marathon_access::secrets_digest(&ctx.client, mc)
+        .await
+        .inspect_err(|error| {
+            tracing::warn!(%error, category = error.category(), "Marathon servers wait for their Secrets");
+        })
+        .ok();
+    let startable = zk_settled && secrets.is_some();
+    let secrets = secrets.unwrap_or_default();
     for ordinal in 1..=want {
-        if !existing.contains_key(&ordinal) && zk_settled {
-            let pod = marathon::pod(mc, ordinal, zk, incarnation);
+        if !existing.contains_key(&ordinal) && startable {
+            let pod = marathon::pod(mc, ordinal, zk, &secrets, incarnation);
             objects::create(&api, &pod)
                 .await
                 .map_err(|source| ReconcileError::Kube {
@@ -191,8 +203,8 @@ async fn marathon_members(
     let surplus = existing
         .iter()
         .filter(|(ordinal, pod)| **ordinal > want && pod.metadata.deletion_timestamp.is_none());
-    // One outdated server at a time (a changed ZooKeeper ensemble or image), only while every
-    // other one is ready, so Marathon stays available.
+    // One outdated server at a time (a changed ZooKeeper ensemble, image, flag or Secret), only
+    // while every other one is ready, so Marathon stays available.
     let settled = existing.len() == want as usize
         && existing
             .values()
@@ -200,9 +212,10 @@ async fn marathon_members(
     let hash = |p: &Pod| p.annotations().get(ANNOTATION_CONFIG_HASH).cloned();
     let outdated = existing
         .iter()
-        .filter(|_| settled && zk_settled)
-        .find(|(ordinal, pod)| hash(pod) != hash(&marathon::pod(mc, **ordinal, zk, "")))
+        .filter(|_| settled && startable)
+        .find(|(ordinal, pod)| hash(pod) != hash(&marathon::pod(mc, **ordinal, zk, &secrets, "")))
         .into_iter();
+    let mut acted = false;
     for (_, pod) in surplus.chain(outdated) {
         objects::delete(&api, &pod.name_any())
             .await
@@ -210,8 +223,10 @@ async fn marathon_members(
                 what: format!("deleting {}", pod.name_any()),
                 source,
             })?;
+        acted = true;
     }
-    Ok(())
+    // Waiting for a Secret or for ZooKeeper is not worth a quick look again.
+    Ok((settled && !acted) || !startable)
 }
 
 /// The voters' PodDisruptionBudgets, priced for the change in progress.

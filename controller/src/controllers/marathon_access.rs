@@ -50,29 +50,25 @@ pub enum AccessError {
 }
 
 impl AccessError {
-    pub fn category(&self) -> &'static str {
+    /// The stable category (metrics, logs) and the condition reason a status shows.
+    fn class(&self) -> (&'static str, &'static str) {
         match self {
             AccessError::SecretNotFound { .. } | AccessError::KeyMissing { .. } => {
-                "marathon-secret-missing"
+                ("marathon-secret-missing", "MarathonSecretMissing")
             }
             AccessError::NotText { .. } | AccessError::Colon { .. } | AccessError::Tls(_) => {
-                "marathon-secret-invalid"
+                ("marathon-secret-invalid", "MarathonSecretInvalid")
             }
-            AccessError::Kube { .. } | AccessError::Pods { .. } => "kube",
+            AccessError::Kube { .. } | AccessError::Pods { .. } => ("kube", "MarathonUnavailable"),
         }
     }
 
-    /// The condition reason a status shows for it.
+    pub fn category(&self) -> &'static str {
+        self.class().0
+    }
+
     pub fn reason(&self) -> &'static str {
-        match self {
-            AccessError::SecretNotFound { .. } | AccessError::KeyMissing { .. } => {
-                "MarathonSecretMissing"
-            }
-            AccessError::NotText { .. } | AccessError::Colon { .. } | AccessError::Tls(_) => {
-                "MarathonSecretInvalid"
-            }
-            AccessError::Kube { .. } | AccessError::Pods { .. } => "MarathonUnavailable",
-        }
+        self.class().1
     }
 }
 

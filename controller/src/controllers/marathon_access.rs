@@ -32,8 +32,10 @@ pub enum AccessError {
     SecretNotFound { name: String },
     #[error("Secret {name} has no key {key:?}")]
     KeyMissing { name: String, key: String },
-    #[error("key {key:?} of Secret {name} is not UTF-8")]
-    NotText { name: String, key: String },
+    /// Clients encode basic credentials as UTF-8, Jetty decodes them as ISO-8859-1: only
+    /// ASCII means the same to both.
+    #[error("key {key:?} of Secret {name} is not ASCII text, which Marathon's credentials need")]
+    NotAscii { name: String, key: String },
     /// Basic auth splits `user:password` at the first colon and Marathon's
     /// `--http_credentials` at the last, so neither part can hold one.
     #[error("key {key:?} of Secret {name} contains ':', which Marathon's credentials cannot hold")]
@@ -56,7 +58,7 @@ impl AccessError {
             AccessError::SecretNotFound { .. } | AccessError::KeyMissing { .. } => {
                 ("marathon-secret-missing", "MarathonSecretMissing")
             }
-            AccessError::NotText { .. } | AccessError::Colon { .. } | AccessError::Tls(_) => {
+            AccessError::NotAscii { .. } | AccessError::Colon { .. } | AccessError::Tls(_) => {
                 ("marathon-secret-invalid", "MarathonSecretInvalid")
             }
             AccessError::Kube { .. } | AccessError::Pods { .. } => ("kube", "MarathonUnavailable"),
@@ -93,24 +95,8 @@ impl Access {
         let credentials = match &mc.spec.marathon.credentials {
             Some(c) => {
                 let text = |key: &'static str| {
-                    let secrets = &secrets;
-                    let name = &c.secret_name;
-                    async move {
-                        let text = String::from_utf8(value(secrets, name, key).await?);
-                        let error = |colon| {
-                            let (name, key) = (name.clone(), key.to_string());
-                            if colon {
-                                AccessError::Colon { name, key }
-                            } else {
-                                AccessError::NotText { name, key }
-                            }
-                        };
-                        match text {
-                            Ok(t) if t.contains(':') => Err(error(true)),
-                            Ok(t) => Ok(t),
-                            Err(_) => Err(error(false)),
-                        }
-                    }
+                    let (secrets, name) = (&secrets, &c.secret_name);
+                    async move { credential_part(name, key, value(secrets, name, key).await?) }
                 };
                 Some(Credentials::new(
                     text("username").await?,
@@ -154,6 +140,17 @@ impl Access {
             HttpMarathon::new(http, servers, limits, metrics)
                 .with_credentials(self.credentials.clone()),
         ))
+    }
+}
+
+/// One part of the basic credentials, if Marathon can match it.
+fn credential_part(name: &str, key: &str, bytes: Vec<u8>) -> Result<String, AccessError> {
+    let (name, key) = (name.to_string(), key.to_string());
+    match String::from_utf8(bytes) {
+        Ok(t) if !t.is_ascii() => Err(AccessError::NotAscii { name, key }),
+        Ok(t) if t.contains(':') => Err(AccessError::Colon { name, key }),
+        Ok(t) => Ok(t),
+        Err(_) => Err(AccessError::NotAscii { name, key }),
     }
 }
 
@@ -331,6 +328,21 @@ mod tests {
                        "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}]}
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn credential_parts_marathon_can_match() {
+        let part = |v: &[u8]| credential_part("auth", "password", v.to_vec());
+        assert_eq!(part(b"Pa$$w(0)rd").unwrap(), "Pa$$w(0)rd");
+        for (bytes, reason) in [
+            (&b"a:b"[..], "Colon"),
+            ("pässword".as_bytes(), "NotAscii"),
+            (&[0xff, 0xfe][..], "NotAscii"),
+        ] {
+            let e = part(bytes).unwrap_err();
+            assert!(format!("{e:?}").starts_with(reason), "{bytes:?}: {e:?}");
+            assert_eq!(e.reason(), "MarathonSecretInvalid");
+        }
     }
 
     #[test]

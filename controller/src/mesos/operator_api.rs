@@ -245,7 +245,9 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         drop(listener);
-        let err = leader(&crate::tls::plain_client(), &[addr]).await.unwrap_err();
+        let err = leader(&crate::tls::plain_client(), &[addr])
+            .await
+            .unwrap_err();
         assert_eq!(err.category(), "mesos-no-leader");
     }
 }

@@ -1,6 +1,7 @@
 //! Marathon behind HTTPS and basic auth, through the operator binary on a real apiserver: a
 //! MesosCluster with `spec.marathon.tls` and `.credentials` (a CA and a PKCS12 keystore made
-//! with openssl, as Marathon's docs make them) runs its servers HTTPS-only with the Secrets in
+//! with openssl, as Marathon's docs make them) waits `Degraded` for a missing Secret, then runs
+//! its servers HTTPS-only with the Secrets in
 //! their environment; the operator finds the leader and applies a MarathonApp over verified TLS
 //! with the credentials; a password rotated while the cluster is paused is reported
 //! `MarathonUnauthorized` without a retry storm, and once resumed the servers are restarted with
@@ -207,13 +208,6 @@ async fn marathon_over_verified_tls_with_basic_auth() {
         json!({"password": KEYSTORE_PASSWORD}),
     )
     .await;
-    create_secret(
-        &client,
-        "marathon-credentials",
-        "kubernetes.io/basic-auth",
-        json!({"username": USER, "password": PASSWORD}),
-    )
-    .await;
 
     let log = "operator-secure.log";
     let operator = start_operator(&cp, log, &[], &[]);
@@ -226,6 +220,34 @@ async fn marathon_over_verified_tls_with_basic_auth() {
                                     "keystorePassword": {"name": "marathon-keystore", "key": "password"}},
                             "credentials": {"secretName": "marathon-credentials"}},
                "placement": {"antiAffinity": "None"}}),
+    )
+    .await;
+
+    // Without its credentials Secret no Marathon server starts, and the cluster says why.
+    eventually(
+        "Degraded/MarathonSecretMissing",
+        Duration::from_secs(120),
+        || async {
+            let mc: MesosCluster = clusters.get("prod").await.map_err(|e| e.to_string())?;
+            let degraded = mc
+                .status
+                .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Degraded"));
+            match degraded {
+                Some(c) if c.reason == "MarathonSecretMissing" => {
+                    assert!(c.message.contains("marathon-credentials"), "{}", c.message);
+                    Ok(())
+                }
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    assert!(marathon_pods(&client).await.is_empty());
+    create_secret(
+        &client,
+        "marathon-credentials",
+        "kubernetes.io/basic-auth",
+        json!({"username": USER, "password": PASSWORD}),
     )
     .await;
     wait_phase(&client, NS, "Available", "1/1", Duration::from_secs(240)).await;

@@ -84,6 +84,7 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         operation.as_ref(),
         clock,
     );
+    let marathon_secrets = marathon_access::secrets_digest(&ctx.client, mc).await;
     let mut marathon_settled = true;
     if !mc.spec.paused {
         let incarnation = format!("{}", Utc::now().timestamp_millis());
@@ -98,7 +99,8 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         if !leftovers.is_empty() {
             execute::execute(&ctx.client, mc, &leftovers).await?;
         }
-        marathon_settled = marathon_members(mc, ctx, &pods, &zk, &incarnation).await?;
+        let secrets = marathon_secrets.as_deref().ok();
+        marathon_settled = marathon_members(mc, ctx, &pods, &zk, secrets, &incarnation).await?;
         budgets(mc, ctx, &observed).await?;
     }
 
@@ -109,6 +111,7 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         &pods,
         &decision,
         operation.as_ref(),
+        marathon_secrets.as_ref().err(),
         clock.now,
     );
     view.marathon.leader = marathon_leader;
@@ -167,6 +170,7 @@ async fn marathon_members(
     ctx: &Context,
     pods: &[Pod],
     zk: &[u32],
+    secrets: Option<&str>,
     incarnation: &str,
 ) -> Result<bool, ReconcileError> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &mc.namespace().unwrap_or_default());
@@ -180,18 +184,12 @@ async fn marathon_members(
     // once per server while ZooKeeper is still growing or shrinking.
     let zk_settled = !zk.is_empty() && zk.len() == mc.spec.zookeeper.replicas as usize;
     // Servers are not started or rolled while their Secrets cannot be read: their hash would be
-    // wrong. The cluster's MarathonApps report why.
-    let secrets = marathon_access::secrets_digest(&ctx.client, mc)
-        .await
-        .inspect_err(|error| {
-            tracing::warn!(%error, category = error.category(), "Marathon servers wait for their Secrets");
-        })
-        .ok();
+    // wrong. The status says why (`Degraded`).
     let startable = zk_settled && secrets.is_some();
     let secrets = secrets.unwrap_or_default();
     for ordinal in 1..=want {
         if !existing.contains_key(&ordinal) && startable {
-            let pod = marathon::pod(mc, ordinal, zk, &secrets, incarnation);
+            let pod = marathon::pod(mc, ordinal, zk, secrets, incarnation);
             objects::create(&api, &pod)
                 .await
                 .map_err(|source| ReconcileError::Kube {
@@ -213,7 +211,7 @@ async fn marathon_members(
     let outdated = existing
         .iter()
         .filter(|_| settled && startable)
-        .find(|(ordinal, pod)| hash(pod) != hash(&marathon::pod(mc, **ordinal, zk, &secrets, "")))
+        .find(|(ordinal, pod)| hash(pod) != hash(&marathon::pod(mc, **ordinal, zk, secrets, "")))
         .into_iter();
     let mut acted = false;
     for (_, pod) in surplus.chain(outdated) {
@@ -410,6 +408,7 @@ fn status_view(
     pods: &[Pod],
     decision: &Decision,
     operation: Option<&quorum::Operation>,
+    marathon_secrets: Option<&marathon_access::AccessError>,
     now: chrono::DateTime<Utc>,
 ) -> ClusterStatusView {
     let zk_health = quorum::zookeeper_health(&observed.zookeeper);
@@ -493,20 +492,28 @@ fn status_view(
             message: decision.to_string(),
         },
     };
-    let degraded = match (decision, operation) {
-        (Decision::Blocked(b), _) => Want {
+    let degraded = match (decision, operation, marathon_secrets) {
+        (Decision::Blocked(b), _, _) => Want {
             type_: "Degraded",
             status: true,
             reason: b.condition_reason(),
             message: decision.to_string(),
         },
-        (_, Some(op)) if op.overdue(now) => Want {
+        (_, Some(op), _) if op.overdue(now) => Want {
             type_: "Degraded",
             status: true,
             reason: "DeadlineExceeded",
             message: format!(
                 "The {:?} operation passed its deadline {}.",
                 op.kind, op.deadline
+            ),
+        },
+        (_, _, Some(error)) => Want {
+            type_: "Degraded",
+            status: true,
+            reason: error.reason(),
+            message: format!(
+                "No Marathon server is started or restarted until its Secrets can be read: {error}."
             ),
         },
         _ => Want {

@@ -201,6 +201,9 @@ impl Tasks {
         unsafe {
             cmd.pre_exec(|| {
                 libc::setpgid(0, 0);
+                // A shell cannot trap a signal ignored when it starts (POSIX), and an agent
+                // started under `nohup` passes SIGHUP on ignored: the task would outlive it.
+                libc::signal(libc::SIGHUP, libc::SIG_DFL);
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGHUP);
                 Ok(())
             });

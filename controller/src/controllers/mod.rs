@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
@@ -39,6 +40,8 @@ use error::{ReconcileError, backoff};
 
 /// The field manager of every write this operator makes.
 pub const FIELD_MANAGER: &str = "mesos-operator";
+/// Selects the Pods this operator creates (members and agents carry the label).
+const MANAGED_BY_SELECTOR: &str = "app.kubernetes.io/managed-by=mesos-operator";
 
 /// What every reconcile shares.
 pub struct Context {
@@ -107,6 +110,9 @@ pub trait Managed:
     const CONTROLLER: &'static str;
     /// Whether the status has a `phase` field.
     const HAS_PHASE: bool;
+    /// Whether the kind owns Pods whose changes wake its reconcile at once (a member turning
+    /// ready, a pod deleted) instead of at the next timer.
+    const OWNS_PODS: bool;
     fn validate(&self) -> Result<(), ValidationErrors>;
     fn conditions(&self) -> &[Condition];
     fn observed_generation(&self) -> Option<i64>;
@@ -119,10 +125,11 @@ pub trait Managed:
 }
 
 macro_rules! managed {
-    ($kind:ty, $controller:literal, $has_phase:literal, $validate:path, $reconcile:path, |$s:ident| $phase:expr) => {
+    ($kind:ty, $controller:literal, $has_phase:literal, $owns_pods:literal, $validate:path, $reconcile:path, |$s:ident| $phase:expr) => {
         impl Managed for $kind {
             const CONTROLLER: &'static str = $controller;
             const HAS_PHASE: bool = $has_phase;
+            const OWNS_PODS: bool = $owns_pods;
             fn validate(&self) -> Result<(), ValidationErrors> {
                 $validate(self)
             }
@@ -153,6 +160,7 @@ managed!(
     MesosCluster,
     "mesoscluster",
     true,
+    true,
     validation::cluster,
     cluster::reconcile::reconcile,
     |s| s.phase.as_deref()
@@ -161,6 +169,7 @@ managed!(
     MesosAgentPool,
     "mesosagentpool",
     true,
+    true,
     validation::agent_pool,
     agent_pool::reconcile,
     |s| s.phase.as_deref()
@@ -168,6 +177,7 @@ managed!(
 managed!(
     MarathonApp,
     "marathonapp",
+    false,
     false,
     validation::marathon_app,
     marathon_app::reconcile,
@@ -193,7 +203,15 @@ where
 {
     let api = Api::<K>::all(ctx.client.clone());
     tracing::info!(controller = K::CONTROLLER, "controller started");
-    Controller::new(api, watcher::Config::default().any_semantic())
+    let mut controller = Controller::new(api, watcher::Config::default().any_semantic());
+    if K::OWNS_PODS {
+        let pods = Api::<Pod>::all(ctx.client.clone());
+        let ours = watcher::Config::default()
+            .labels(MANAGED_BY_SELECTOR)
+            .any_semantic();
+        controller = controller.owns(pods, ours);
+    }
+    controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {

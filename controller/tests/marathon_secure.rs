@@ -223,33 +223,40 @@ async fn marathon_over_verified_tls_with_basic_auth() {
     )
     .await;
 
-    // Without its credentials Secret no Marathon server starts, and the cluster says why.
-    eventually(
-        "Degraded/MarathonSecretMissing",
-        Duration::from_secs(120),
-        || async {
-            let mc: MesosCluster = clusters.get("prod").await.map_err(|e| e.to_string())?;
-            let degraded = mc
-                .status
-                .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Degraded"));
-            match degraded {
-                Some(c) if c.reason == "MarathonSecretMissing" => {
-                    assert!(c.message.contains("marathon-credentials"), "{}", c.message);
-                    Ok(())
+    // Without its credentials Secret, or its password key, no Marathon server starts, and the
+    // cluster says why.
+    let secret_missing = |needle: &'static str| {
+        let clusters = clusters.clone();
+        async move {
+            eventually(needle, Duration::from_secs(120), || async {
+                let mc: MesosCluster = clusters.get("prod").await.map_err(|e| e.to_string())?;
+                let degraded = mc
+                    .status
+                    .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "Degraded"));
+                match degraded {
+                    Some(c)
+                        if c.reason == "MarathonSecretMissing" && c.message.contains(needle) =>
+                    {
+                        Ok(())
+                    }
+                    other => Err(format!("{other:?}")),
                 }
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+            })
+            .await
+        }
+    };
+    secret_missing("Secret marathon-credentials does not exist").await;
     assert!(marathon_pods(&client).await.is_empty());
     create_secret(
         &client,
         "marathon-credentials",
         "kubernetes.io/basic-auth",
-        json!({"username": USER, "password": PASSWORD}),
+        json!({"username": USER}),
     )
     .await;
+    secret_missing(r#"Secret marathon-credentials has no key "password""#).await;
+    assert!(marathon_pods(&client).await.is_empty());
+    set_password(&client, PASSWORD).await;
     wait_phase(&client, NS, "Available", "1/1", Duration::from_secs(240)).await;
     eprintln!("cluster Available after {:.1?}", started.elapsed());
 

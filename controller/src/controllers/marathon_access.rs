@@ -6,7 +6,7 @@
 //! Each server is asked the way its Pod serves (its `https` port or not), so a roll that turns
 //! TLS on or off keeps every server reachable.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -16,7 +16,7 @@ use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use sha2::{Digest, Sha256};
 
-use super::cluster::marathon::{HTTP_PORT, HTTPS_PORT_NAME};
+use super::cluster::marathon::{HTTP_PORT, HTTPS_PORT_NAME, KEYSTORE_KEY};
 use super::cluster::member::{LABEL_CLUSTER, LABEL_ROLE, pod_ready};
 use crate::crd::MesosCluster;
 use crate::marathon::http::{Credentials, HttpMarathon, Limits, Server};
@@ -25,6 +25,9 @@ use crate::tls::TlsError;
 
 /// The key of the CA in the TLS Secret.
 pub const CA_KEY: &str = "ca.crt";
+/// The keys of a `kubernetes.io/basic-auth` Secret.
+pub const USERNAME_KEY: &str = "username";
+pub const PASSWORD_KEY: &str = "password";
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
@@ -99,8 +102,8 @@ impl Access {
                     async move { credential_part(name, key, value(secrets, name, key).await?) }
                 };
                 Some(Credentials::new(
-                    text("username").await?,
-                    text("password").await?,
+                    text(USERNAME_KEY).await?,
+                    text(PASSWORD_KEY).await?,
                 ))
             }
             None => None,
@@ -154,16 +157,20 @@ fn credential_part(name: &str, key: &str, bytes: Vec<u8>) -> Result<String, Acce
     }
 }
 
-async fn value(secrets: &Api<Secret>, name: &str, key: &str) -> Result<Vec<u8>, AccessError> {
-    let secret = secrets
+async fn secret(secrets: &Api<Secret>, name: &str) -> Result<Secret, AccessError> {
+    secrets
         .get_opt(name)
         .await
         .map_err(|source| AccessError::Kube {
             name: name.into(),
             source,
         })?
-        .ok_or_else(|| AccessError::SecretNotFound { name: name.into() })?;
-    secret
+        .ok_or_else(|| AccessError::SecretNotFound { name: name.into() })
+}
+
+async fn value(secrets: &Api<Secret>, name: &str, key: &str) -> Result<Vec<u8>, AccessError> {
+    secret(secrets, name)
+        .await?
         .data
         .and_then(|mut d| d.remove(key))
         .map(|b| b.0)
@@ -175,33 +182,43 @@ async fn value(secrets: &Api<Secret>, name: &str, key: &str) -> Result<Vec<u8>, 
 
 /// A digest of every Secret the cluster's Marathon servers read (empty without any), part of
 /// their config hash: rotating one in place (cert-manager renews keystores before they expire)
-/// restarts them one at a time like any other configuration change.
+/// restarts them one at a time like any other configuration change. A Secret or key they need
+/// that is missing is an error: a server started without it could not run.
 pub async fn secrets_digest(client: &Client, mc: &MesosCluster) -> Result<String, AccessError> {
     let marathon = &mc.spec.marathon;
-    let mut names: Vec<&str> = marathon
-        .tls
-        .iter()
-        .flat_map(|t| [t.secret_name.as_str(), t.keystore_password.name.as_str()])
-        .chain(marathon.credentials.iter().map(|c| c.secret_name.as_str()))
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    if names.is_empty() {
+    let mut needed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    if let Some(tls) = &marathon.tls {
+        needed
+            .entry(&tls.secret_name)
+            .or_default()
+            .extend([KEYSTORE_KEY, CA_KEY]);
+        let password = &tls.keystore_password;
+        needed
+            .entry(&password.name)
+            .or_default()
+            .push(&password.key);
+    }
+    if let Some(c) = &marathon.credentials {
+        needed
+            .entry(&c.secret_name)
+            .or_default()
+            .extend([USERNAME_KEY, PASSWORD_KEY]);
+    }
+    if needed.is_empty() {
         return Ok(String::new());
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &mc.namespace().unwrap_or_default());
     let mut digest = Sha256::new();
-    for name in names {
-        let secret = secrets
-            .get_opt(name)
-            .await
-            .map_err(|source| AccessError::Kube {
+    for (name, keys) in needed {
+        let data = secret(&secrets, name).await?.data.unwrap_or_default();
+        if let Some(key) = keys.iter().find(|k| !data.contains_key(**k)) {
+            return Err(AccessError::KeyMissing {
                 name: name.into(),
-                source,
-            })?
-            .ok_or_else(|| AccessError::SecretNotFound { name: name.into() })?;
+                key: (*key).into(),
+            });
+        }
         digest.update(name.as_bytes());
-        for (key, value) in secret.data.unwrap_or_default() {
+        for (key, value) in data {
             digest.update([0]);
             digest.update(key.as_bytes());
             digest.update([0]);

@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::member::{Member, MemberContainer, Role, config_hash, http_readiness, ports};
 use super::zookeeper;
+use crate::controllers::marathon_access::{PASSWORD_KEY, USERNAME_KEY};
 use crate::crd::MesosCluster;
 
 pub const HTTP_PORT: i32 = 8080;
@@ -101,12 +102,12 @@ fn env(mc: &MesosCluster) -> Vec<EnvVar> {
         env.push(from_secret(
             "HTTP_AUTH_USERNAME",
             &c.secret_name,
-            "username",
+            USERNAME_KEY,
         ));
         env.push(from_secret(
             "HTTP_AUTH_PASSWORD",
             &c.secret_name,
-            "password",
+            PASSWORD_KEY,
         ));
         env.push(EnvVar {
             name: "MESOSPHERE_HTTP_CREDENTIALS".into(),

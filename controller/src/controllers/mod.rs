@@ -169,7 +169,9 @@ managed!(
     MesosAgentPool,
     "mesosagentpool",
     true,
-    true,
+    // Not yet: with passes woken by every agent Pod change, one CI run counted four DRAIN_AGENT
+    // steps for three drained agents (a repeated, harmless drain) that is not understood yet.
+    false,
     validation::agent_pool,
     agent_pool::reconcile,
     |s| s.phase.as_deref()

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use super::cluster::marathon::{HTTP_PORT, HTTPS_PORT_NAME, KEYSTORE_KEY};
 use super::cluster::member::{LABEL_CLUSTER, LABEL_ROLE, pod_ready};
 use crate::crd::MesosCluster;
+use crate::crd::cluster::{MarathonTls, SecretName};
 use crate::marathon::http::{Credentials, HttpMarathon, Limits, Server};
 use crate::marathon::metrics::CallMetrics;
 use crate::tls::TlsError;
@@ -89,30 +90,7 @@ pub struct Access {
 impl Access {
     /// Reads the Secrets `mc` refers to.
     pub async fn read(client: &Client, mc: &MesosCluster) -> Result<Self, AccessError> {
-        let namespace = mc.namespace().unwrap_or_default();
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-        let ca = match &mc.spec.marathon.tls {
-            Some(tls) => Some(value(&secrets, &tls.secret_name, CA_KEY).await?),
-            None => None,
-        };
-        let credentials = match &mc.spec.marathon.credentials {
-            Some(c) => {
-                let text = |key: &'static str| {
-                    let (secrets, name) = (&secrets, &c.secret_name);
-                    async move { credential_part(name, key, value(secrets, name, key).await?) }
-                };
-                Some(Credentials::new(
-                    text(USERNAME_KEY).await?,
-                    text(PASSWORD_KEY).await?,
-                ))
-            }
-            None => None,
-        };
-        Ok(Self {
-            key: format!("{namespace}/{}", mc.name_any()),
-            ca,
-            credentials,
-        })
+        Secrets::fetch(client, mc).await?.access()
     }
 
     /// A client for the running servers among `pods` (ready ones first), or `None` when none
@@ -147,9 +125,9 @@ impl Access {
 }
 
 /// One part of the basic credentials, if Marathon can match it.
-fn credential_part(name: &str, key: &str, bytes: Vec<u8>) -> Result<String, AccessError> {
+fn credential_part(name: &str, key: &str, bytes: &[u8]) -> Result<String, AccessError> {
     let (name, key) = (name.to_string(), key.to_string());
-    match String::from_utf8(bytes) {
+    match String::from_utf8(bytes.to_vec()) {
         Ok(t) if !t.is_ascii() => Err(AccessError::NotAscii { name, key }),
         Ok(t) if t.contains(':') => Err(AccessError::Colon { name, key }),
         Ok(t) => Ok(t),
@@ -157,81 +135,140 @@ fn credential_part(name: &str, key: &str, bytes: Vec<u8>) -> Result<String, Acce
     }
 }
 
-async fn secret(secrets: &Api<Secret>, name: &str) -> Result<Secret, AccessError> {
-    secrets
-        .get_opt(name)
-        .await
-        .map_err(|source| AccessError::Kube {
-            name: name.into(),
-            source,
-        })?
-        .ok_or_else(|| AccessError::SecretNotFound { name: name.into() })
+/// The Secrets a cluster's Marathon servers and the operator read, each fetched once: what the
+/// operator needs to reach the servers ([`Secrets::access`]) and what the servers' config hash
+/// covers ([`Secrets::digest`]) come from one read.
+pub struct Secrets {
+    /// `namespace/cluster`.
+    key: String,
+    tls: Option<MarathonTls>,
+    credentials: Option<SecretName>,
+    /// Each referenced Secret's data; `None` when it does not exist.
+    data: BTreeMap<String, Option<BTreeMap<String, Vec<u8>>>>,
 }
 
-async fn value(secrets: &Api<Secret>, name: &str, key: &str) -> Result<Vec<u8>, AccessError> {
-    secret(secrets, name)
-        .await?
-        .data
-        .and_then(|mut d| d.remove(key))
-        .map(|b| b.0)
-        .ok_or_else(|| AccessError::KeyMissing {
-            name: name.into(),
-            key: key.into(),
-        })
-}
-
-/// A digest of every Secret the cluster's Marathon servers read (empty without any), part of
-/// their config hash: rotating one in place (cert-manager renews keystores before they expire)
-/// restarts them one at a time like any other configuration change. A Secret or key they need
-/// that is missing is an error: a server started without it could not run.
-pub async fn secrets_digest(client: &Client, mc: &MesosCluster) -> Result<String, AccessError> {
-    let marathon = &mc.spec.marathon;
-    let mut needed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    if let Some(tls) = &marathon.tls {
-        needed
-            .entry(&tls.secret_name)
-            .or_default()
-            .extend([KEYSTORE_KEY, CA_KEY]);
-        let password = &tls.keystore_password;
-        needed
-            .entry(&password.name)
-            .or_default()
-            .push(&password.key);
-    }
-    if let Some(c) = &marathon.credentials {
-        needed
-            .entry(&c.secret_name)
-            .or_default()
-            .extend([USERNAME_KEY, PASSWORD_KEY]);
-    }
-    if needed.is_empty() {
-        return Ok(String::new());
-    }
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &mc.namespace().unwrap_or_default());
-    let mut digest = Sha256::new();
-    for (name, keys) in needed {
-        let data = secret(&secrets, name).await?.data.unwrap_or_default();
-        if let Some(key) = keys.iter().find(|k| !data.contains_key(**k)) {
-            return Err(AccessError::KeyMissing {
-                name: name.into(),
-                key: (*key).into(),
+impl Secrets {
+    pub async fn fetch(client: &Client, mc: &MesosCluster) -> Result<Self, AccessError> {
+        let namespace = mc.namespace().unwrap_or_default();
+        let (tls, credentials) = (
+            mc.spec.marathon.tls.clone(),
+            mc.spec.marathon.credentials.clone(),
+        );
+        let names = tls
+            .iter()
+            .flat_map(|t| [t.secret_name.clone(), t.keystore_password.name.clone()])
+            .chain(credentials.iter().map(|c| c.secret_name.clone()));
+        let api: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+        let mut data = BTreeMap::new();
+        for name in names {
+            if data.contains_key(&name) {
+                continue;
+            }
+            let secret = api
+                .get_opt(&name)
+                .await
+                .map_err(|source| AccessError::Kube {
+                    name: name.clone(),
+                    source,
+                })?;
+            let values = secret.map(|s| {
+                s.data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect()
             });
+            data.insert(name, values);
         }
-        digest.update(name.as_bytes());
-        for (key, value) in data {
-            digest.update([0]);
-            digest.update(key.as_bytes());
-            digest.update([0]);
-            digest.update(&value.0);
-        }
-        digest.update([0xff]);
+        Ok(Self {
+            key: format!("{namespace}/{}", mc.name_any()),
+            tls,
+            credentials,
+            data,
+        })
     }
-    Ok(digest
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect())
+
+    fn value(&self, name: &str, key: &str) -> Result<&[u8], AccessError> {
+        self.data
+            .get(name)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| AccessError::SecretNotFound { name: name.into() })?
+            .get(key)
+            .map(Vec::as_slice)
+            .ok_or_else(|| AccessError::KeyMissing {
+                name: name.into(),
+                key: key.into(),
+            })
+    }
+
+    /// How the operator reaches the servers: the CA, then the credentials.
+    pub fn access(&self) -> Result<Access, AccessError> {
+        let ca = match &self.tls {
+            Some(tls) => Some(self.value(&tls.secret_name, CA_KEY)?.to_vec()),
+            None => None,
+        };
+        let credentials = match &self.credentials {
+            Some(c) => {
+                let part =
+                    |key| credential_part(&c.secret_name, key, self.value(&c.secret_name, key)?);
+                Some(Credentials::new(part(USERNAME_KEY)?, part(PASSWORD_KEY)?))
+            }
+            None => None,
+        };
+        Ok(Access {
+            key: self.key.clone(),
+            ca,
+            credentials,
+        })
+    }
+
+    /// A digest of every Secret the servers read (empty without any), part of their config
+    /// hash: rotating one in place (cert-manager renews keystores before they expire) restarts
+    /// them one at a time like any other configuration change. A Secret or key they need that
+    /// is missing is an error: a server started without it could not run.
+    pub fn digest(&self) -> Result<String, AccessError> {
+        let mut needed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        if let Some(tls) = &self.tls {
+            needed
+                .entry(&tls.secret_name)
+                .or_default()
+                .extend([KEYSTORE_KEY, CA_KEY]);
+            let password = &tls.keystore_password;
+            needed
+                .entry(&password.name)
+                .or_default()
+                .push(&password.key);
+        }
+        if let Some(c) = &self.credentials {
+            needed
+                .entry(&c.secret_name)
+                .or_default()
+                .extend([USERNAME_KEY, PASSWORD_KEY]);
+        }
+        if needed.is_empty() {
+            return Ok(String::new());
+        }
+        let mut digest = Sha256::new();
+        for (name, keys) in needed {
+            for key in keys {
+                self.value(name, key)?;
+            }
+            digest.update(name.as_bytes());
+            for (key, value) in self.data.get(name).into_iter().flatten().flatten() {
+                digest.update([0]);
+                digest.update(key.as_bytes());
+                digest.update([0]);
+                digest.update(value);
+            }
+            digest.update([0xff]);
+        }
+        Ok(digest
+            .finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    }
 }
 
 /// The cluster's running Marathon Pods.
@@ -349,7 +386,7 @@ mod tests {
 
     #[test]
     fn credential_parts_marathon_can_match() {
-        let part = |v: &[u8]| credential_part("auth", "password", v.to_vec());
+        let part = |v: &[u8]| credential_part("auth", "password", v);
         assert_eq!(part(b"Pa$$w(0)rd").unwrap(), "Pa$$w(0)rd");
         for (bytes, reason) in [
             (&b"a:b"[..], "Colon"),

@@ -142,7 +142,7 @@ fn readiness(mc: &MesosCluster) -> Probe {
 }
 
 /// The Pod of Marathon server `ordinal`; `secrets` digests the content of the Secrets it reads
-/// ([`secrets_digest`](crate::controllers::marathon_access::secrets_digest)).
+/// ([`Secrets::digest`](crate::controllers::marathon_access::Secrets::digest)).
 pub fn pod(
     mc: &MesosCluster,
     ordinal: u32,

@@ -12,7 +12,6 @@ use super::member::{LABEL_MEMBER, LABEL_ROLE, Role};
 use super::{masters, zookeeper};
 use crate::controllers::Context;
 use crate::controllers::marathon_access::Access;
-use crate::crd::MesosCluster;
 use crate::marathon::http::Limits;
 use crate::quorum::Health;
 use crate::zookeeper::ServerState;
@@ -50,21 +49,23 @@ pub async fn health(pods: &[Pod], http: &reqwest::Client) -> BTreeMap<String, He
 
 /// The Marathon member that leads, as the first Marathon server that answers `/v2/leader`
 /// names it (`<member>.<service>...:<port>`); asked over HTTPS and with credentials when the
-/// cluster says so.
-pub async fn marathon_leader(mc: &MesosCluster, pods: &[Pod], ctx: &Context) -> Option<String> {
+/// cluster says so (`access`: `None` when its Secrets cannot be used).
+pub async fn marathon_leader(
+    access: Option<&Access>,
+    pods: &[Pod],
+    ctx: &Context,
+) -> Option<String> {
     let limits = Limits {
         timeout: TIMEOUT,
         attempts: 1,
         ..Limits::default()
     };
-    let marathon = Access::read(&ctx.client, mc).await.and_then(|a| {
-        a.connect(
-            pods,
-            &ctx.marathon_clients,
-            limits,
-            ctx.marathon.calls.clone(),
-        )
-    });
+    let marathon = access?.connect(
+        pods,
+        &ctx.marathon_clients,
+        limits,
+        ctx.marathon.calls.clone(),
+    );
     match marathon {
         Ok(m) => m?.leader().await,
         Err(error) => {

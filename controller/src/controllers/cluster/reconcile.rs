@@ -65,9 +65,22 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         .await
         .map_err(kube("listing claims"))?
         .items;
+    // The Marathon Secrets, read once: how to reach the servers, and their config digest.
+    let secrets = marathon_access::Secrets::fetch(&ctx.client, mc).await;
+    let access = match &secrets {
+        Ok(s) => s
+            .access()
+            .inspect_err(|error| {
+                tracing::warn!(%error, category = error.category(), "cannot ask Marathon for its leader");
+            })
+            .ok(),
+        // Reported as Degraded below.
+        Err(_) => None,
+    };
+    let marathon_secrets = secrets.and_then(|s| s.digest());
     let (health, marathon_leader) = futures::join!(
         probe::health(&pods, &ctx.http),
-        probe::marathon_leader(mc, &pods, ctx)
+        probe::marathon_leader(access.as_ref(), &pods, ctx)
     );
     let observed = observe::observed(mc, &pods, &claims, &health)?;
     let zk: Vec<u32> = observed.zookeeper.live().map(|m| m.ordinal).collect();
@@ -84,7 +97,6 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         operation.as_ref(),
         clock,
     );
-    let marathon_secrets = marathon_access::secrets_digest(&ctx.client, mc).await;
     let mut marathon_settled = true;
     if !mc.spec.paused {
         let incarnation = format!("{}", Utc::now().timestamp_millis());

@@ -14,8 +14,9 @@ use crate::crd::agent_pool::{
     ATTRIBUTE_VALUE_PATTERN, WORK_DIR_DISK_MESSAGE,
 };
 use crate::crd::cluster::{
-    KNOWN_MASTER_FLAGS, LOG_WIPE_MESSAGE, MANAGED_MASTER_FLAGS, QUORUM_BOUNDS_MESSAGE,
-    QUORUM_REACHABLE_MESSAGE,
+    KNOWN_MASTER_FLAGS, LOG_AUTO_INITIALIZE_MESSAGE, LOG_DIR_WORK_DIR_MESSAGE, LOG_WIPE_MESSAGE,
+    MANAGED_MASTER_FLAGS, MASTER_WORK_DIR, QUORUM_BOUNDS_MESSAGE, QUORUM_REACHABLE_MESSAGE,
+    RECOVERY_LIMIT_MESSAGE, RECOVERY_LIMIT_PATTERN,
 };
 use crate::crd::marathon_app::{
     APP_ID_MESSAGE, AppDefinition, CONSTRAINT_MESSAGE, CONSTRAINT_OPERATORS, HealthCheckProtocol,
@@ -73,6 +74,11 @@ impl Check {
     }
 }
 
+/// Whether one absolute path is the other or lies inside it (as the CEL rule on `logDir`).
+fn overlaps(a: &str, b: &str) -> bool {
+    a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
+}
+
 fn regex(pattern: &str) -> Regex {
     Regex::new(pattern).expect("the CRD patterns are valid RE2")
 }
@@ -80,6 +86,7 @@ fn regex(pattern: &str) -> Regex {
 static DURATION: LazyLock<Regex> = LazyLock::new(|| regex(DURATION_PATTERN));
 static TIMESTAMP: LazyLock<Regex> = LazyLock::new(|| regex(TIMESTAMP_PATTERN));
 static ABSOLUTE_PATH: LazyLock<Regex> = LazyLock::new(|| regex(ABSOLUTE_PATH_PATTERN));
+static RECOVERY_LIMIT: LazyLock<Regex> = LazyLock::new(|| regex(RECOVERY_LIMIT_PATTERN));
 static ATTRIBUTE_NAME: LazyLock<Regex> = LazyLock::new(|| regex(ATTRIBUTE_NAME_PATTERN));
 static ATTRIBUTE_VALUE: LazyLock<Regex> = LazyLock::new(|| regex(ATTRIBUTE_VALUE_PATTERN));
 static APP_ID: LazyLock<Regex> = LazyLock::new(|| regex(&app_id_pattern()));
@@ -199,6 +206,11 @@ pub fn cluster(mc: &MesosCluster) -> Result<(), ValidationErrors> {
         "logDir must be an absolute path without . or .. segments",
     );
     c.require(
+        !overlaps(&m.logging.log_dir, MASTER_WORK_DIR),
+        "spec.masters.logging.logDir",
+        LOG_DIR_WORK_DIR_MESSAGE,
+    );
+    c.require(
         (0..=3600).contains(&m.logging.logbufsecs),
         "spec.masters.logging.logbufsecs",
         "logbufsecs must be between 0 and 3600",
@@ -213,6 +225,17 @@ pub fn cluster(mc: &MesosCluster) -> Result<(), ValidationErrors> {
                 field.clone(),
                 "extraFlags keys must be known mesos-master flags (see docs/resources.md)",
             );
+            match key.as_str() {
+                "log_auto_initialize" => {
+                    c.require(value == "true", field.clone(), LOG_AUTO_INITIALIZE_MESSAGE)
+                }
+                "recovery_agent_removal_limit" => c.require(
+                    RECOVERY_LIMIT.is_match(value),
+                    field.clone(),
+                    RECOVERY_LIMIT_MESSAGE,
+                ),
+                _ => {}
+            }
             // Deeper than CEL: the value becomes one command-line argument.
             c.require(
                 !value.is_empty() && !value.chars().any(char::is_control),

@@ -121,13 +121,28 @@ pub struct MastersSpec {
     #[schemars(extend("maxProperties" = 64, "additionalProperties" = {"type": "string", "maxLength": 1024}))]
     #[x_kube(
         validation = kube::core::Rule::new(format!("self.all(k, k in [{}])", cel_list(KNOWN_MASTER_FLAGS))).message("extraFlags keys must be known mesos-master flags (see docs/resources.md)"),
-        validation = kube::core::Rule::new(format!("self.all(k, !(k in [{}]))", cel_list(MANAGED_MASTER_FLAGS))).message("extraFlags must not set flags the operator manages (zk, quorum, work_dir, registry and logging flags, hostname, ip, port, cluster): use the dedicated fields")
+        validation = kube::core::Rule::new(format!("self.all(k, !(k in [{}]))", cel_list(MANAGED_MASTER_FLAGS))).message("extraFlags must not set flags the operator manages (zk, quorum, work_dir, registry and logging flags, hostname, ip, port, cluster): use the dedicated fields"),
+        validation = kube::core::Rule::new("!('log_auto_initialize' in self) || self['log_auto_initialize'] == 'true'").message(LOG_AUTO_INITIALIZE_MESSAGE),
+        validation = kube::core::Rule::new(format!("!('recovery_agent_removal_limit' in self) || self['recovery_agent_removal_limit'].matches({})", cel_str(RECOVERY_LIMIT_PATTERN))).message(RECOVERY_LIMIT_MESSAGE)
     )]
     pub extra_flags: BTreeMap<String, String>,
     /// Volumes of each master.
     #[serde(default)]
     pub storage: MasterStorage,
 }
+
+/// `--work_dir` of every master: the replicated log lives here, on the master's `work` volume.
+pub const MASTER_WORK_DIR: &str = "/var/lib/mesos/master";
+pub const LOG_DIR_WORK_DIR_MESSAGE: &str = "logDir must not be /var/lib/mesos/master (the work dir), inside it or above it: the logs volume would be mounted on, inside or over the replicated log";
+
+/// `--log_auto_initialize=false` leaves a new (or acknowledged fresh) replicated log
+/// uninitialised, so the masters never elect a leader; the operator's bring-up and the 1 -> 3
+/// procedure rely on Mesos's default.
+pub const LOG_AUTO_INITIALIZE_MESSAGE: &str = "extraFlags.log_auto_initialize may only be 'true' (Mesos's default): with false a new replicated log is never initialised and the masters never elect a leader";
+/// A percentage strictly below 100 (Mesos exits at start on a value without `%`; 100% is Mesos's
+/// default and removes no guard, so setting it is only ever meant as a guard).
+pub const RECOVERY_LIMIT_PATTERN: &str = r"^([0-9]|[1-9][0-9])([.][0-9]+)?%$";
+pub const RECOVERY_LIMIT_MESSAGE: &str = "extraFlags.recovery_agent_removal_limit must be a percentage below 100%, such as 10%: after a master failover at most that share of agents may be removed (and their tasks killed) before the master fails over instead; 100% allows every agent to be removed";
 
 /// The flags the operator sets itself from dedicated fields; `extraFlags` may not override them.
 pub const MANAGED_MASTER_FLAGS: &[&str] = &[
@@ -231,7 +246,10 @@ pub struct LoggingSpec {
     /// `--log_dir`: where the master writes its log files. It lives on the `logs` volume.
     #[serde(default = "default_log_dir")]
     #[schemars(length(max = 1024))]
-    #[x_kube(validation = kube::core::Rule::new(format!("self.matches({})", cel_str(ABSOLUTE_PATH_PATTERN))).message("logDir must be an absolute path without . or .. segments"))]
+    #[x_kube(
+        validation = kube::core::Rule::new(format!("self.matches({})", cel_str(ABSOLUTE_PATH_PATTERN))).message("logDir must be an absolute path without . or .. segments"),
+        validation = kube::core::Rule::new(format!("self != '{MASTER_WORK_DIR}' && !self.startsWith('{MASTER_WORK_DIR}/') && !'{MASTER_WORK_DIR}'.startsWith(self + '/')")).message(LOG_DIR_WORK_DIR_MESSAGE)
+    )]
     pub log_dir: String,
     /// `--external_log_file`: a log file written by something else, shown in the web UI.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,7 +12,7 @@ use crate::crd::cluster::LogLevel;
 
 pub const PORT: i32 = 5050;
 /// `--work_dir`, on its own volume: the replicated log lives here.
-pub const WORK_DIR: &str = "/var/lib/mesos/master";
+pub const WORK_DIR: &str = crate::crd::cluster::MASTER_WORK_DIR;
 
 fn member(ordinal: u32) -> Member {
     Member::new(Role::Master, ordinal)

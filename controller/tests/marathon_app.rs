@@ -2,7 +2,8 @@
 //! the operator brings up (real ZooKeeper, the master and Marathon simulators) and three agents
 //! this test starts as Pods: the sample app becomes Ready, two quick edits both land, a failing
 //! deployment is rolled back after its timeout, drift is restored with an Event, Delete and
-//! Orphan behave, Marathon's 422 is reported once, and 100 apps converge after which a resync
+//! Orphan behave, an app made outside the operator is left alone until adopted and a second
+//! resource naming it never touches it, Marathon's 422 is reported once, and 100 apps converge after which a resync
 //! writes nothing (Marathon's write counter and every resourceVersion stay put). The operator
 //! runs as the chart's ServiceAccount, so the chart's RBAC is proven sufficient too.
 
@@ -442,8 +443,8 @@ async fn marathon_apps_through_the_operator() {
     let t = Instant::now();
     eventually("drift restored", Duration::from_secs(120), || async {
         let a = marathon.app("/apps/scale").await.ok_or("no answer")?;
-        let labels = a["labels"].as_object().map(|l| l.len());
-        if a["instances"] == 3 && labels == Some(0) {
+        // The hand-made label goes; the owner label the edit dropped is written back.
+        if a["instances"] == 3 && a["labels"] == json!({"mesos.operator.dev/owner": "apps/scale"}) {
             Ok(())
         } else {
             Err(a.to_string())
@@ -517,6 +518,133 @@ async fn marathon_apps_through_the_operator() {
             .is_some_and(|a| a["id"] == "/apps/orphan"),
         "the orphaned app stays in Marathon"
     );
+
+    // Ownership: an app made outside the operator is left alone until adopted, and a second
+    // resource naming the same app.id never writes or deletes it.
+    let put = http
+        .put(format!("{}/v2/apps/apps/foreign", marathon.url))
+        .json(
+            &json!({"id": "/apps/foreign", "cmd": "sleep 3600", "cpus": 0.01, "mem": 1,
+                      "instances": 1, "labels": {"team": "ops"}}),
+        )
+        .send()
+        .await
+        .expect("PUT a foreign app");
+    assert!(put.status().is_success(), "{}", put.status());
+    let foreign_version = eventually(
+        "the foreign app deployed",
+        Duration::from_secs(60),
+        || async {
+            let a = marathon.app("/apps/foreign").await.ok_or("no answer")?;
+            match a["deployments"].as_array() {
+                Some(d) if d.is_empty() => Ok(a["version"].clone()),
+                _ => Err(format!("{a}")),
+            }
+        },
+    )
+    .await;
+    let foreign = || {
+        app(
+            "foreign",
+            json!({"clusterRef": {"name": "prod"},
+                   "app": {"cmd": "sleep 7200", "cpus": 0.01, "mem": 1, "instances": 1}}),
+        )
+    };
+    apps.create(&pp, &foreign()).await.unwrap();
+    let f = wait_condition(&apps, "foreign", "Degraded", Duration::from_secs(60)).await;
+    assert_eq!(
+        condition(&f, "Degraded"),
+        Some("AppExists"),
+        "{:?}",
+        f.status
+    );
+    // Several passes later (one every 30 s when settled; a spec edit forces one at once) the app
+    // is as its maker left it.
+    apps.patch(
+        "foreign",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"app": {"instances": 2}}})),
+    )
+    .await
+    .unwrap();
+    let f = wait_condition(&apps, "foreign", "Degraded", Duration::from_secs(60)).await;
+    assert_eq!(
+        condition(&f, "Degraded"),
+        Some("AppExists"),
+        "{:?}",
+        f.status
+    );
+    let untouched = marathon.app("/apps/foreign").await.expect("foreign app");
+    assert_eq!(untouched["version"], foreign_version, "{untouched}");
+    assert_eq!(untouched["cmd"], "sleep 3600");
+    // Deleting the resource (policy Delete) leaves the app it never owned.
+    apps.delete("foreign", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("foreign resource gone", Duration::from_secs(60), || async {
+        match apps.get_opt("foreign").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        }
+    })
+    .await;
+    let kept = marathon.app("/apps/foreign").await.expect("foreign app");
+    assert_eq!(
+        kept["version"], foreign_version,
+        "deleted or rewritten: {kept}"
+    );
+    // Adopted: overwritten with the spec and labelled as this resource's.
+    let mut adopt = foreign();
+    adopt.spec.adopt_existing = true;
+    apps.create(&pp, &adopt).await.unwrap();
+    wait_condition(&apps, "foreign", "Ready", Duration::from_secs(120)).await;
+    let adopted = marathon.app("/apps/foreign").await.expect("foreign app");
+    assert_eq!(adopted["cmd"], "sleep 7200", "{adopted}");
+    assert_eq!(
+        adopted["labels"]["mesos.operator.dev/owner"], "apps/foreign",
+        "{adopted}"
+    );
+    // A twin naming the same app id: refused, and its deletion leaves the app.
+    let twin = app(
+        "twin",
+        json!({"clusterRef": {"name": "prod"}, "adoptExisting": true,
+               "app": {"id": "/apps/foreign", "cmd": "sleep 60", "instances": 1}}),
+    );
+    apps.create(&pp, &twin).await.unwrap();
+    let t = wait_condition(&apps, "twin", "Degraded", Duration::from_secs(60)).await;
+    assert_eq!(condition(&t, "Degraded"), Some("AppOwnedByAnother"));
+    let message = &t.status.as_ref().unwrap().conditions;
+    assert!(
+        message.iter().any(|c| c.message.contains("apps/foreign")),
+        "{message:?}"
+    );
+    apps.delete("twin", &DeleteParams::default()).await.unwrap();
+    eventually("twin gone", Duration::from_secs(60), || async {
+        match apps.get_opt("twin").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        }
+    })
+    .await;
+    let after_twin = marathon.app("/apps/foreign").await.expect("foreign app");
+    assert_eq!(
+        after_twin["cmd"], "sleep 7200",
+        "the twin wrote: {after_twin}"
+    );
+    apps.delete("foreign", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "the adopted app deleted with its resource",
+        Duration::from_secs(60),
+        || async {
+            match marathon.app("/apps/foreign").await {
+                Some(Value::Null) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
 
     // An app of a cluster that does not exist: reported, and deleting it is not blocked.
     let ghost = app(

@@ -37,6 +37,13 @@ pub struct MarathonAppSpec {
     /// How deployments are watched.
     #[serde(default)]
     pub deployment: DeploymentPolicy,
+    /// Take over a Marathon app with this id that no MarathonApp created (one that exists
+    /// without the `mesos.operator.dev/owner` label). Without it such an app is left untouched
+    /// and the resource reports `AppExists`; with it the app is overwritten with this spec and,
+    /// under deletionPolicy Delete, deleted with this resource. An app labelled for another
+    /// MarathonApp is never taken over.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt_existing: bool,
 }
 
 /// What happens in Marathon when the resource is deleted.

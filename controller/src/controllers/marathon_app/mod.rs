@@ -3,6 +3,7 @@
 //! ([`plan::assess`], written only when it changed). A finalizer deletes the app in Marathon.
 
 pub mod metrics;
+pub mod ownership;
 pub mod plan;
 
 use std::time::Duration;
@@ -82,9 +83,22 @@ pub async fn reconcile(app: &MarathonApp, ctx: &Context) -> Result<Action, Recon
         }
         other => other?,
     };
-    let body = body(&app.spec.app, &id);
-    let expected = expected(&body);
     let status = app.status.clone().unwrap_or_default();
+    let me = ownership::owner(&namespace, &app.name_any());
+    let claim = ownership::claim(observed.app.as_ref(), &me, &status, app.spec.adopt_existing);
+    if let Some((reason, message)) = ownership::refusal(&claim, &id) {
+        // Not this resource's app: nothing is written to it, ever, until that changes.
+        let refused = plan::waiting(reason, message);
+        write_status(app, ctx, &refused, None, None).await?;
+        return Ok(Action::requeue(plan::RESYNC));
+    }
+    let observed = Observed {
+        app: observed.app.map(ownership::unlabelled),
+        ..observed
+    };
+    let unlabelled = body(&app.spec.app, &id);
+    let expected = expected(&unlabelled);
+    let body = ownership::labelled(&unlabelled, &me);
     let inputs = Inputs {
         generation: app.meta().generation,
         status: &status,
@@ -553,6 +567,17 @@ async fn delete_in_marathon(
         Reach::NoAccess(e) => return Err(Gone::Unreachable(e.into())),
         Reach::Marathon(m) => m,
     };
+    // Only this resource's own app is deleted: one adopted, created or labelled by it.
+    let me = ownership::owner(namespace, &app.name_any());
+    let status = app.status.clone().unwrap_or_default();
+    let existing = marathon
+        .app(id)
+        .await
+        .map_err(|e| Gone::Unreachable(e.into()))?;
+    let claim = ownership::claim(existing.as_ref(), &me, &status, app.spec.adopt_existing);
+    if let Some((_, why)) = ownership::refusal(&claim, id) {
+        return Ok(format!("Marathon app {id} is not deleted: {why}"));
+    }
     match marathon.delete_app(id).await {
         Ok(Some(d)) => Ok(format!(
             "Deleted Marathon app {id} (deployment {}).",

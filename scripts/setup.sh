@@ -6,6 +6,35 @@ cd "$(dirname "$0")/.."
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
+# --- Prerequisites, checked before any long step --------------------------------
+# What this script cannot install itself. Everything missing is named on one line, with how to get
+# it, and nothing else runs.
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
+GO_MIN=1.26        # e2e/control-plane/build.sh builds Kubernetes v1.37 (its go.mod says go 1.26)
+RUST_MIN=1.89      # rust-version in Cargo.toml
+missing=()
+[ "$(id -u)" = 0 ] || missing+=("root (apt-get installs and the node runner's network namespaces need it: run as root)")
+command -v apt-get >/dev/null || missing+=("apt-get (a Debian or Ubuntu machine)")
+if command -v go >/dev/null; then
+  go_version=$(go env GOVERSION 2>/dev/null | sed 's/^go//')
+  version_ge "${go_version:-0}" "$GO_MIN" || missing+=("Go >= $GO_MIN (found $go_version: install a newer Go toolchain and put its bin/ on PATH)")
+else
+  missing+=("Go >= $GO_MIN (not on PATH: install a Go toolchain and put its bin/ on PATH)")
+fi
+if command -v rustc >/dev/null && command -v cargo >/dev/null; then
+  rust_version=$(rustc --version | awk '{print $2}')
+  version_ge "$rust_version" "$RUST_MIN" || missing+=("Rust >= $RUST_MIN (found $rust_version: rustup update stable)")
+else
+  missing+=("Rust >= $RUST_MIN with cargo (not on PATH: install rustup, then rustup default stable)")
+fi
+command -v rustup >/dev/null || missing+=("rustup (adds the rustfmt and clippy components)")
+command -v cc >/dev/null || missing+=("a C compiler as cc (the ring crate compiles C: apt-get install gcc)")
+if ((${#missing[@]})); then
+  joined=$(printf '%s; ' "${missing[@]}")
+  log "missing prerequisites: ${joined%; }"
+  exit 1
+fi
+
 # --- Rust toolchain components -------------------------------------------------
 for c in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"

@@ -67,3 +67,24 @@ fn plain_manifests_match_the_chart() {
         "deploy/mesos-operator.yaml differs from the chart; {FIX}"
     );
 }
+
+/// What CI pipelines and Kustomize's helm support run, offline and without flags: it must render.
+#[test]
+fn the_chart_renders_with_plain_helm_template() {
+    let helm = std::env::var("HELM").unwrap_or_else(|_| {
+        let cache = std::env::var("XDG_CACHE_HOME")
+            .unwrap_or_else(|_| format!("{}/.cache", std::env::var("HOME").expect("HOME")));
+        format!("{cache}/mesos-operator/helm/v3.22.0/helm")
+    });
+    let out = Command::new(&helm)
+        .args(["template", "mesos-operator"])
+        .arg(workspace().join("charts/mesos-operator"))
+        .output()
+        .unwrap_or_else(|e| panic!("run {helm} (scripts/setup.sh builds it): {e}"));
+    assert!(
+        out.status.success(),
+        "helm template without flags failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kind: Deployment"));
+}

@@ -280,6 +280,8 @@ async fn events_queue_versions_and_boolean_parameters() {
         summary["processedOffersCount"]
     );
     assert_eq!(reason(attempt, "UnfulfilledConstraint")["declined"], 0);
+    // The funnel: every offer was declined at InsufficientCpus, none is left after it.
+    assert_eq!(reason(attempt, "InsufficientMemory")["processed"], 0);
     assert_eq!(
         reason(&summary["rejectSummaryLastOffers"], "InsufficientCpus"),
         &json!({"reason": "InsufficientCpus", "declined": 1, "processed": 1})

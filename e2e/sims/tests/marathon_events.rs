@@ -101,6 +101,37 @@ impl Events {
     }
 }
 
+/// Sends `request` as is and returns what the server wrote until it closed.
+async fn raw(port: u16, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let read = tcp.read_to_end(&mut out);
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&out).to_string()
+}
+
+/// The status of `GET /v2/events` with `header`.
+async fn raw_status(port: u16, header: &str) -> u16 {
+    let request =
+        format!("GET /v2/events HTTP/1.1\r\nHost: x\r\n{header}\r\nConnection: close\r\n\r\n");
+    status_of(&raw(port, &request).await)
+}
+
+fn status_of(answer: &str) -> u16 {
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{answer}"))
+}
+
 fn url(port: u16, path: &str) -> String {
     format!("http://127.0.0.1:{port}{path}")
 }
@@ -156,6 +187,13 @@ async fn events_queue_versions_and_boolean_parameters() {
     assert!(
         String::from_utf8_lossy(&r.body).contains("HTTP method GET is not supported by this URL")
     );
+    assert_eq!(
+        raw_status(leader, "Accept: text/event-stream, */*").await,
+        405
+    );
+    // HttpServlet's default doGet refuses HTTP/1.0 with 400.
+    let answer = raw(leader, "GET /v2/events HTTP/1.0\r\n\r\n").await;
+    assert_eq!(status_of(&answer), 400);
     // A standby redirects the stream to the leader instead of proxying it.
     let r = send(
         "GET",
@@ -241,7 +279,7 @@ async fn events_queue_versions_and_boolean_parameters() {
     );
 
     // `embed` takes any of InfoEmbedResolver's prefixes.
-    let apps = json_of(leader, "/v2/apps?embed=app.tasks").await;
+    let apps = json_of(leader, "/v2/apps?embed=app.tasks&id=WE").await;
     assert_eq!(apps["apps"][0]["tasks"][0]["id"], task_id.as_str());
 
     // An app no agent can take waits in the queue, with why.

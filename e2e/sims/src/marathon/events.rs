@@ -24,7 +24,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, Version, header};
+use axum::http::{HeaderMap, StatusCode, Uri, Version, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
@@ -68,6 +68,16 @@ impl Bus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
+    }
+}
+
+impl Marathon {
+    /// `ApiPostEvent` with the app as it is now.
+    pub(super) fn api_post(&self, client_ip: &str, uri: &Uri, app_id: &str) {
+        let app = self.state().apps.get(app_id).map(super::versions::app_json);
+        if let Some(app) = app {
+            self.events.publish(api_post(client_ip, uri.path(), app));
+        }
     }
 }
 

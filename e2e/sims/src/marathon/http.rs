@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::app::{self, canonical_id};
+use super::deployments::{delete_deployment, deployment_result, list_deployments};
 use super::events::{self, ClientIp};
 use super::query::Params;
 use super::scheduler::{counts, task_json};
@@ -22,9 +23,9 @@ use super::{
     AppState, Deployment, MARATHON_VERSION, Marathon, auth, iso_now, proxy, queue, versions,
 };
 
-type M = State<Arc<Marathon>>;
+pub(super) type M = State<Arc<Marathon>>;
 /// An error answer, boxed: a `Response` is large.
-type Rejection = Box<Response>;
+pub(super) type Rejection = Box<Response>;
 
 pub fn router(m: Arc<Marathon>) -> Router {
     Router::new()
@@ -59,7 +60,7 @@ pub fn router(m: Arc<Marathon>) -> Router {
         .with_state(m)
 }
 
-fn message(status: StatusCode, text: impl Into<String>) -> Response {
+pub(super) fn message(status: StatusCode, text: impl Into<String>) -> Response {
     (status, Json(json!({"message": text.into()}))).into_response()
 }
 
@@ -92,7 +93,7 @@ fn app_info(app: &AppState, deployments: &[&Deployment], with_tasks: bool) -> Va
     v
 }
 
-/// `GET /v2/apps[?id=<substring>&embed=apps.tasks]`: `embed` values as
+/// `GET /v2/apps[?id=<substring, any case>&embed=apps.tasks]`: `embed` values as
 /// `InfoEmbedResolver` reads them (any of its prefixes; `failures` embeds tasks too).
 async fn list_apps(State(m): M, params: Params) -> Json<Value> {
     let st = m.state();
@@ -103,11 +104,12 @@ async fn list_apps(State(m): M, params: Params) -> Json<Value> {
             .unwrap_or(e);
         matches!(bare, "tasks" | "failures")
     });
-    let filter = params.get("id").cloned().unwrap_or_default();
+    // `containCaseInsensitive` (`AppsResource.search`).
+    let filter = params.get("id").cloned().unwrap_or_default().to_lowercase();
     let apps: Vec<Value> = st
         .apps
         .iter()
-        .filter(|(id, _)| id.contains(filter.as_str()))
+        .filter(|(id, _)| id.to_lowercase().contains(filter.as_str()))
         .map(|(id, a)| {
             let ds: Vec<&Deployment> = st
                 .deployments
@@ -205,86 +207,8 @@ fn validated(def: &Value) -> Result<Value, Rejection> {
         })
 }
 
-fn locked(deployments: &[String]) -> Response {
-    let first = deployments.first().cloned().unwrap_or_default();
-    let body = json!({
-        "message": format!("App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/{first}'."),
-        "deployments": deployments.iter().map(|d| json!({"id": d})).collect::<Vec<_>>(),
-    });
-    (StatusCode::CONFLICT, Json(body)).into_response()
-}
-
 fn flag(params: &Params, name: &str, default: bool) -> bool {
     params.flag(name, default)
-}
-
-impl Marathon {
-    /// Starts a deployment of `action` for `app_id`, replacing (cancelling) any
-    /// forced-over ones; records the app's new version.
-    fn deploy(self: &Arc<Self>, app_id: &str, action: &str, version: &str) -> String {
-        let id = uuid::Uuid::new_v4().to_string();
-        let plan = Deployment {
-            id: id.clone(),
-            version: version.to_string(),
-            app_id: app_id.to_string(),
-            action: action.to_string(),
-        };
-        let replaced: Vec<Deployment> = {
-            let mut st = self.state();
-            let replaced = st
-                .deployments
-                .values()
-                .filter(|d| d.app_id == app_id)
-                .cloned()
-                .collect();
-            st.deployments.retain(|_, d| d.app_id != app_id);
-            st.deployments.insert(id.clone(), plan.clone());
-            replaced
-        };
-        for d in &replaced {
-            self.events
-                .publish(events::deployment_failed(d, events::CANCELLED));
-        }
-        if action != "StopApplication" {
-            self.note_version(app_id, action == "StartApplication");
-        }
-        self.events.publish(events::deployment_info(&plan));
-        id
-    }
-
-    /// `ApiPostEvent` with the app as it is now.
-    fn api_post(&self, client_ip: &str, uri: &Uri, app_id: &str) {
-        let app = self.state().apps.get(app_id).map(versions::app_json);
-        if let Some(app) = app {
-            self.events
-                .publish(events::api_post(client_ip, uri.path(), app));
-        }
-    }
-
-    /// The app's running deployments, unless `force`; `Err` is the 409 answer.
-    fn lock_check(&self, app_id: &str, force: bool) -> Result<(), Rejection> {
-        let ids: Vec<String> = self
-            .state()
-            .deployments
-            .values()
-            .filter(|d| d.app_id == app_id)
-            .map(|d| d.id.clone())
-            .collect();
-        if ids.is_empty() || force {
-            Ok(())
-        } else {
-            Err(locked(&ids).into())
-        }
-    }
-}
-
-fn deployment_result(id: &str, version: &str, status: StatusCode) -> Response {
-    (
-        status,
-        [("Marathon-Deployment-Id", id.to_string())],
-        Json(json!({"deploymentId": id, "version": version})),
-    )
-        .into_response()
 }
 
 async fn create_app(State(m): M, ClientIp(ip): ClientIp, uri: Uri, body: Bytes) -> Response {
@@ -471,66 +395,6 @@ async fn delete_app(State(m): M, Path(id): Path<String>, params: Params) -> Resp
     let d = m.deploy(&id, "StopApplication", &version);
     m.persist(&id).await;
     deployment_result(&d, &version, StatusCode::OK)
-}
-
-fn deployment_json(d: &Deployment) -> Value {
-    let action = json!({"action": d.action, "app": d.app_id});
-    json!({"id": d.id, "version": d.version, "affectedApps": [d.app_id], "affectedPods": [],
-           "steps": [{"actions": [action]}], "currentActions": [{"action": d.action, "app": d.app_id, "readinessCheckResults": []}],
-           "currentStep": 1, "totalSteps": 1})
-}
-
-async fn list_deployments(State(m): M) -> Json<Value> {
-    Json(json!(
-        m.state()
-            .deployments
-            .values()
-            .map(deployment_json)
-            .collect::<Vec<_>>()
-    ))
-}
-
-/// Cancels a deployment: with `force=true` just stops it (202); otherwise starts a
-/// deployment back to the previous definition (a new app is removed).
-async fn delete_deployment(State(m): M, Path(id): Path<String>, params: Params) -> Response {
-    let Some(d) = m.state().deployments.get(&id).cloned() else {
-        return message(
-            StatusCode::NOT_FOUND,
-            format!("DeploymentPlan {id} does not exist"),
-        );
-    };
-    m.state().deployments.remove(&id);
-    m.events
-        .publish(events::deployment_failed(&d, events::CANCELLED));
-    if flag(&params, "force", false) {
-        m.persist(&d.app_id).await;
-        return StatusCode::ACCEPTED.into_response();
-    }
-    let version = iso_now();
-    let action = {
-        let mut st = m.state();
-        let Some(a) = st.apps.get_mut(&d.app_id) else {
-            return message(
-                StatusCode::NOT_FOUND,
-                format!("App '{}' does not exist", d.app_id),
-            );
-        };
-        match a.previous.take() {
-            Some(prev) if d.action != "StartApplication" => {
-                a.config_version = version.clone();
-                a.def = prev;
-                a.version = version.clone();
-                "RestartApplication"
-            }
-            _ => {
-                a.deleting = true;
-                "StopApplication"
-            }
-        }
-    };
-    let new_id = m.deploy(&d.app_id, action, &version);
-    m.persist(&d.app_id).await;
-    deployment_result(&new_id, &version, StatusCode::OK)
 }
 
 async fn info(State(m): M) -> Json<Value> {

@@ -6,6 +6,7 @@
 pub mod app;
 mod auth;
 pub mod config;
+mod deployments;
 mod events;
 mod health;
 mod http;

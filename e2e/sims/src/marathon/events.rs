@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::query::Params;
-use super::{Deployment, Marathon, iso_now};
+use super::{Deployment, Instance, Marathon, iso_now};
 
 /// Marathon's default `--event_stream_max_outstanding_messages`.
 const MAX_OUTSTANDING: usize = 50;
@@ -155,32 +155,25 @@ pub fn deployment_failed(d: &Deployment, reason: &str) -> Value {
 pub const CANCELLED: &str = "The upgrade has been cancelled";
 
 /// `MesosStatusUpdateEvent` (`InstanceChangedEventsGenerator`), for every task status
-/// update: `ipAddresses` are the agent's (host networking).
-pub struct StatusUpdate<'a> {
-    pub agent_id: &'a str,
-    pub task_id: &'a str,
-    pub state: &'a str,
-    pub message: &'a str,
-    pub app_id: &'a str,
-    pub host: &'a str,
-    pub agent_address: &'a str,
-    pub ports: &'a [u64],
-    pub version: &'a str,
+/// update of `app_id`'s instance `i`: `ipAddresses` are the agent's (host networking).
+pub fn status_update(app_id: &str, i: &Instance, state: &str, message: &str) -> Value {
+    let ips = ip_addresses(&i.agent_address);
+    with_type(
+        "status_update_event",
+        json!({"slaveId": i.agent_id, "taskId": i.task_id, "taskStatus": state,
+               "message": message, "appId": app_id, "host": i.host, "ipAddresses": ips,
+               "ports": i.ports, "version": i.version}),
+    )
 }
 
-pub fn status_update(u: &StatusUpdate) -> Value {
-    let ip = u.agent_address.rsplit_once(':').map_or("", |(ip, _)| ip);
-    let ips: Vec<Value> = match ip.parse::<std::net::IpAddr>() {
+/// `[{ipAddress, protocol}]` of the agent at `ip:port`.
+fn ip_addresses(agent_address: &str) -> Vec<Value> {
+    let ip = agent_address.rsplit_once(':').map_or("", |(ip, _)| ip);
+    match ip.parse::<std::net::IpAddr>() {
         Ok(a) if a.is_ipv4() => vec![json!({"ipAddress": ip, "protocol": "IPv4"})],
         Ok(_) => vec![json!({"ipAddress": ip, "protocol": "IPv6"})],
         Err(_) => vec![],
-    };
-    with_type(
-        "status_update_event",
-        json!({"slaveId": u.agent_id, "taskId": u.task_id, "taskStatus": u.state,
-               "message": u.message, "appId": u.app_id, "host": u.host, "ipAddresses": ips,
-               "ports": u.ports, "version": u.version}),
-    )
+    }
 }
 
 /// `HealthStatusChanged`, when a check flips an instance's `alive`.
@@ -335,22 +328,11 @@ mod tests {
         let f = deployment_failed(&d, CANCELLED);
         assert_eq!(f["reason"], CANCELLED);
         assert_eq!(f["id"], "d1");
-        let u = status_update(&StatusUpdate {
-            agent_id: "S0",
-            task_id: "web.1",
-            state: "TASK_RUNNING",
-            message: "",
-            app_id: "/web",
-            host: "agent-0",
-            agent_address: "10.0.0.1:5051",
-            ports: &[31000],
-            version: "v",
-        });
         assert_eq!(
-            u["ipAddresses"],
-            json!([{"ipAddress": "10.0.0.1", "protocol": "IPv4"}])
+            ip_addresses("10.0.0.1:5051"),
+            vec![json!({"ipAddress": "10.0.0.1", "protocol": "IPv4"})]
         );
-        assert_eq!(u["eventType"], "status_update_event");
+        assert!(ip_addresses("agent:5051").is_empty());
     }
 
     #[test]

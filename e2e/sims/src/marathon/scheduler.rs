@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::events::{self, StatusUpdate};
+use super::events;
 use super::health::{self, HealthState};
 use super::placement::{self, AgentView};
 use super::{AppState, Instance, Marathon, iso_now, queue};
@@ -125,17 +125,8 @@ impl Marathon {
             }
             if inst.state != state {
                 let message = task.and_then(|t| t["message"].as_str()).unwrap_or_default();
-                self.events.publish(events::status_update(&StatusUpdate {
-                    agent_id: &inst.agent_id,
-                    task_id,
-                    state: &state,
-                    message,
-                    app_id: id,
-                    host: &inst.host,
-                    agent_address: &inst.agent_address,
-                    ports: &inst.ports,
-                    version: &inst.version,
-                }));
+                let event = events::status_update(id, inst, &state, message);
+                self.events.publish(event);
             }
             inst.state = state.clone();
             if matches!(
@@ -240,8 +231,9 @@ impl Marathon {
                     let was_alive = h.alive;
                     h.record(result, &iso_now());
                     if h.alive != was_alive {
-                        let e = events::health_status_changed(&app_id, &task_id, &version, h.alive);
-                        m.events.publish(e);
+                        m.events.publish(events::health_status_changed(
+                            &app_id, &task_id, &version, h.alive,
+                        ));
                     }
                 });
             }

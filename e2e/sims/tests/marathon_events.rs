@@ -165,7 +165,7 @@ async fn events_queue_versions_and_boolean_parameters() {
     let resources = "cpus:2;mem:1024;disk:1024;ports:[31000-31100]";
     let (_agent, _) = spawn_agent(dir.path(), "agent-0", &cluster.zk_url, resources);
     let ports = [free_port(), free_port()];
-    let _marathons: Vec<Proc> = ports
+    let mut marathons: Vec<Proc> = ports
         .iter()
         .enumerate()
         .map(|(i, p)| {
@@ -430,4 +430,25 @@ async fn events_queue_versions_and_boolean_parameters() {
         1,
         "{versions}"
     );
+
+    // The history is in ZooKeeper: the next leader lists the same versions.
+    let web_versions = json_of(leader, "/v2/apps/web/versions").await;
+    let old = ports.iter().position(|p| *p == leader).unwrap();
+    marathons[old].kill();
+    assert_eq!(
+        marathon_leader(&[standby], Duration::from_secs(30)).await,
+        standby
+    );
+    let after = eventually(
+        Duration::from_secs(15),
+        "the new leader's versions",
+        || async {
+            let r = send("GET", &url(standby, "/v2/apps/web/versions"), None).await;
+            (r.status == 200).then(|| r.json()).flatten()
+        },
+    )
+    .await;
+    assert_eq!(after, web_versions);
+    let big_after = json_of(standby, "/v2/apps/big/versions").await;
+    assert_eq!(big_after, versions, "the dropped history stays dropped");
 }

@@ -144,6 +144,7 @@ impl Marathon {
         if let Err(e) = self.store.sync(app_id, records).await {
             tracing::warn!("Failed to store {app_id}: {e}");
         }
+        self.versions.flush().await;
     }
 
     /// Takes over the stored state before serving as leader, as Marathon reloads its

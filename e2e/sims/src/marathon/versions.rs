@@ -8,7 +8,7 @@
 //! same history.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -32,6 +32,8 @@ pub struct History {
     dir: String,
     /// app id -> version -> definition.
     apps: Mutex<BTreeMap<String, BTreeMap<String, Value>>>,
+    /// ZooKeeper writes not done yet, in order: node -> data (`None` removes it).
+    pending: Mutex<Vec<(String, Option<String>)>>,
 }
 
 fn node(app_id: &str, version: &str) -> String {
@@ -44,6 +46,27 @@ impl History {
             zk,
             dir: format!("{zk_path}/state/versions"),
             apps: Mutex::default(),
+            pending: Mutex::default(),
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<(String, Option<String>)>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Does the pending ZooKeeper writes; a failed one stays pending for the next call.
+    pub async fn flush(&self) {
+        let ops = std::mem::take(&mut *self.pending());
+        for (n, (name, data)) in ops.iter().enumerate() {
+            let done = match data {
+                Some(d) => self.zk.put(&self.dir, name, d.as_bytes()).await,
+                None => self.zk.remove(&self.dir, name).await,
+            };
+            if let Err(e) = done {
+                tracing::warn!("Failed to store app version {name}: {e}");
+                self.pending().splice(0..0, ops[n..].iter().cloned());
+                return;
+            }
         }
     }
 
@@ -81,38 +104,22 @@ impl History {
 
 impl Marathon {
     /// Records the app's current definition as a version (a fresh history when the app
-    /// is being created); the ZooKeeper writes happen in the background.
-    pub(super) fn note_version(self: &Arc<Self>, app_id: &str, created: bool) {
+    /// is being created); `persist` writes it to ZooKeeper before the request answers.
+    pub(super) fn note_version(&self, app_id: &str, created: bool) {
         let Some(def) = self.state().apps.get(app_id).map(app_json) else {
             return;
         };
         let version = def["version"].as_str().unwrap_or_default().to_string();
-        let dropped: Vec<String> = {
-            let mut apps = self.versions.apps();
-            let history = apps.entry(app_id.to_string()).or_default();
-            let dropped = match created {
-                true => std::mem::take(history).into_keys().collect(),
-                false => Vec::new(),
-            };
-            history.insert(version.clone(), def.clone());
-            dropped
-        };
-        let (m, app_id) = (self.clone(), app_id.to_string());
-        tokio::spawn(async move {
-            let h = &m.versions;
-            for v in dropped.iter().filter(|v| **v != version) {
-                if let Err(e) = h.zk.remove(&h.dir, &node(&app_id, v)).await {
-                    tracing::warn!("Failed to remove version {v} of {app_id}: {e}");
-                }
+        let mut apps = self.versions.apps();
+        let history = apps.entry(app_id.to_string()).or_default();
+        let mut pending = self.versions.pending();
+        if created {
+            for old in std::mem::take(history).into_keys() {
+                pending.push((node(app_id, &old), None));
             }
-            let data = def.to_string();
-            if let Err(e) =
-                h.zk.put(&h.dir, &node(&app_id, &version), data.as_bytes())
-                    .await
-            {
-                tracing::warn!("Failed to store version {version} of {app_id}: {e}");
-            }
-        });
+        }
+        pending.push((node(app_id, &version), Some(def.to_string())));
+        history.insert(version, def);
     }
 }
 

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -15,13 +15,17 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::app::{self, canonical_id};
+use super::deployments::{delete_deployment, deployment_result, list_deployments};
+use super::events::{self, ClientIp};
+use super::query::Params;
 use super::scheduler::{counts, task_json};
-use super::{AppState, Deployment, MARATHON_VERSION, Marathon, auth, iso_now, proxy};
+use super::{
+    AppState, Deployment, MARATHON_VERSION, Marathon, auth, iso_now, proxy, queue, versions,
+};
 
-type M = State<Arc<Marathon>>;
+pub(super) type M = State<Arc<Marathon>>;
 /// An error answer, boxed: a `Response` is large.
-type Rejection = Box<Response>;
-type Params = Query<std::collections::HashMap<String, String>>;
+pub(super) type Rejection = Box<Response>;
 
 pub fn router(m: Arc<Marathon>) -> Router {
     Router::new()
@@ -38,6 +42,9 @@ pub fn router(m: Arc<Marathon>) -> Router {
             "/v2/deployments/{id}",
             axum::routing::delete(delete_deployment),
         )
+        .route("/v2/events", get(events::events))
+        .route("/v2/queue", get(queue::list))
+        .route("/v2/queue/{*id}", axum::routing::delete(queue::reset_delay))
         .route("/v2/info", get(info))
         .route("/v2/leader", get(get_leader).delete(abdicate))
         .route(
@@ -53,17 +60,14 @@ pub fn router(m: Arc<Marathon>) -> Router {
         .with_state(m)
 }
 
-fn message(status: StatusCode, text: impl Into<String>) -> Response {
+pub(super) fn message(status: StatusCode, text: impl Into<String>) -> Response {
     (status, Json(json!({"message": text.into()}))).into_response()
 }
 
 /// `AppInfo`: the definition plus status fields.
 fn app_info(app: &AppState, deployments: &[&Deployment], with_tasks: bool) -> Value {
     let (staged, running, healthy, unhealthy) = counts(app);
-    let mut v = app.def.clone();
-    v["version"] = json!(app.version);
-    v["versionInfo"] =
-        json!({"lastScalingAt": app.version, "lastConfigChangeAt": app.config_version});
+    let mut v = versions::app_json(app);
     v["tasksStaged"] = json!(staged);
     v["tasksRunning"] = json!(running);
     v["tasksHealthy"] = json!(healthy);
@@ -89,17 +93,23 @@ fn app_info(app: &AppState, deployments: &[&Deployment], with_tasks: bool) -> Va
     v
 }
 
-/// `GET /v2/apps[?id=<substring>&embed=apps.tasks]`.
+/// `GET /v2/apps[?id=<substring, any case>&embed=apps.tasks]`: `embed` values as
+/// `InfoEmbedResolver` reads them (any of its prefixes; `failures` embeds tasks too).
 async fn list_apps(State(m): M, params: Params) -> Json<Value> {
     let st = m.state();
-    let with_tasks = params
-        .get("embed")
-        .is_some_and(|e| e.split(',').any(|e| e == "apps.tasks"));
-    let filter = params.get("id").cloned().unwrap_or_default();
+    let with_tasks = params.all("embed").any(|e| {
+        let bare = ["group.apps.", "apps.", "app."]
+            .iter()
+            .find_map(|p| e.strip_prefix(p))
+            .unwrap_or(e);
+        matches!(bare, "tasks" | "failures")
+    });
+    // `containCaseInsensitive` (`AppsResource.search`).
+    let filter = params.get("id").cloned().unwrap_or_default().to_lowercase();
     let apps: Vec<Value> = st
         .apps
         .iter()
-        .filter(|(id, _)| id.contains(filter.as_str()))
+        .filter(|(id, _)| id.to_lowercase().contains(filter.as_str()))
         .map(|(id, a)| {
             let ds: Vec<&Deployment> = st
                 .deployments
@@ -112,8 +122,14 @@ async fn list_apps(State(m): M, params: Params) -> Json<Value> {
     Json(json!({"apps": apps}))
 }
 
-/// `GET /v2/apps/{id}` and `GET /v2/apps/{id}/tasks`.
+/// `GET /v2/apps/{id}`, `GET /v2/apps/{id}/tasks` and `GET /v2/apps/{id}/versions[/{v}]`.
 async fn get_app(State(m): M, Path(id): Path<String>) -> Response {
+    if let Some(app_id) = id.strip_suffix("/versions") {
+        return versions::answer(&m, &canonical_id(app_id), None);
+    }
+    if let Some((app_id, version)) = id.rsplit_once("/versions/") {
+        return versions::answer(&m, &canonical_id(app_id), Some(version));
+    }
     let (id, tasks_only) = match id.strip_suffix("/tasks") {
         Some(app_id) => (canonical_id(app_id), true),
         None => (canonical_id(&id), false),
@@ -191,64 +207,11 @@ fn validated(def: &Value) -> Result<Value, Rejection> {
         })
 }
 
-fn locked(deployments: &[String]) -> Response {
-    let first = deployments.first().cloned().unwrap_or_default();
-    let body = json!({
-        "message": format!("App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/{first}'."),
-        "deployments": deployments.iter().map(|d| json!({"id": d})).collect::<Vec<_>>(),
-    });
-    (StatusCode::CONFLICT, Json(body)).into_response()
-}
-
 fn flag(params: &Params, name: &str, default: bool) -> bool {
-    params.get(name).map_or(default, |v| v == "true")
+    params.flag(name, default)
 }
 
-impl Marathon {
-    /// Starts a deployment of `action` for `app_id`, replacing any forced-over ones.
-    fn deploy(&self, app_id: &str, action: &str, version: &str) -> String {
-        let mut st = self.state();
-        st.deployments.retain(|_, d| d.app_id != app_id);
-        let id = uuid::Uuid::new_v4().to_string();
-        st.deployments.insert(
-            id.clone(),
-            Deployment {
-                id: id.clone(),
-                version: version.to_string(),
-                app_id: app_id.to_string(),
-                action: action.to_string(),
-            },
-        );
-        id
-    }
-
-    /// The app's running deployments, unless `force`; `Err` is the 409 answer.
-    fn lock_check(&self, app_id: &str, force: bool) -> Result<(), Rejection> {
-        let ids: Vec<String> = self
-            .state()
-            .deployments
-            .values()
-            .filter(|d| d.app_id == app_id)
-            .map(|d| d.id.clone())
-            .collect();
-        if ids.is_empty() || force {
-            Ok(())
-        } else {
-            Err(locked(&ids).into())
-        }
-    }
-}
-
-fn deployment_result(id: &str, version: &str, status: StatusCode) -> Response {
-    (
-        status,
-        [("Marathon-Deployment-Id", id.to_string())],
-        Json(json!({"deploymentId": id, "version": version})),
-    )
-        .into_response()
-}
-
-async fn create_app(State(m): M, body: Bytes) -> Response {
+async fn create_app(State(m): M, ClientIp(ip): ClientIp, uri: Uri, body: Bytes) -> Response {
     let def = match parse_body(&body).and_then(|v| validated(&v)) {
         Ok(d) => d,
         Err(r) => return *r,
@@ -266,6 +229,7 @@ async fn create_app(State(m): M, body: Bytes) -> Response {
         .insert(id.clone(), new_app_state(def.clone(), &version));
     let deployment = m.deploy(&id, "StartApplication", &version);
     m.persist(&id).await;
+    m.api_post(&ip, &uri, &id);
     let mut body = def;
     body["version"] = json!(version);
     for k in [
@@ -314,7 +278,14 @@ fn only_scaled(old: &Value, new: &Value) -> bool {
     app::same_definition(&strip(old), &strip(new))
 }
 
-async fn put_app(State(m): M, Path(id): Path<String>, params: Params, body: Bytes) -> Response {
+async fn put_app(
+    State(m): M,
+    Path(id): Path<String>,
+    ClientIp(ip): ClientIp,
+    uri: Uri,
+    params: Params,
+    body: Bytes,
+) -> Response {
     if let Some(app_id) = id.strip_suffix("/restart") {
         return restart(&m, app_id, &params).await;
     }
@@ -348,6 +319,7 @@ async fn put_app(State(m): M, Path(id): Path<String>, params: Params, body: Byte
             .insert(id.clone(), new_app_state(def, &version));
         let d = m.deploy(&id, "StartApplication", &version);
         m.persist(&id).await;
+        m.api_post(&ip, &uri, &id);
         return deployment_result(&d, &version, StatusCode::CREATED);
     };
     if app::same_definition(&old, &def) {
@@ -357,6 +329,7 @@ async fn put_app(State(m): M, Path(id): Path<String>, params: Params, body: Byte
             .get(&id)
             .map(|a| a.version.clone())
             .unwrap_or(version);
+        m.api_post(&ip, &uri, &id);
         return deployment_result(&uuid::Uuid::new_v4().to_string(), &version, StatusCode::OK);
     }
     let action = if only_scaled(&old, &def) {
@@ -374,10 +347,11 @@ async fn put_app(State(m): M, Path(id): Path<String>, params: Params, body: Byte
     }
     let d = m.deploy(&id, action, &version);
     m.persist(&id).await;
+    m.api_post(&ip, &uri, &id);
     deployment_result(&d, &version, StatusCode::OK)
 }
 
-async fn restart(m: &Marathon, id: &str, params: &Params) -> Response {
+async fn restart(m: &Arc<Marathon>, id: &str, params: &Params) -> Response {
     let id = canonical_id(id);
     if !m.state().apps.contains_key(&id) {
         return message(StatusCode::NOT_FOUND, format!("App '{id}' does not exist"));
@@ -421,64 +395,6 @@ async fn delete_app(State(m): M, Path(id): Path<String>, params: Params) -> Resp
     let d = m.deploy(&id, "StopApplication", &version);
     m.persist(&id).await;
     deployment_result(&d, &version, StatusCode::OK)
-}
-
-fn deployment_json(d: &Deployment) -> Value {
-    let action = json!({"action": d.action, "app": d.app_id});
-    json!({"id": d.id, "version": d.version, "affectedApps": [d.app_id], "affectedPods": [],
-           "steps": [{"actions": [action]}], "currentActions": [{"action": d.action, "app": d.app_id, "readinessCheckResults": []}],
-           "currentStep": 1, "totalSteps": 1})
-}
-
-async fn list_deployments(State(m): M) -> Json<Value> {
-    Json(json!(
-        m.state()
-            .deployments
-            .values()
-            .map(deployment_json)
-            .collect::<Vec<_>>()
-    ))
-}
-
-/// Cancels a deployment: with `force=true` just stops it (202); otherwise starts a
-/// deployment back to the previous definition (a new app is removed).
-async fn delete_deployment(State(m): M, Path(id): Path<String>, params: Params) -> Response {
-    let Some(d) = m.state().deployments.get(&id).cloned() else {
-        return message(
-            StatusCode::NOT_FOUND,
-            format!("DeploymentPlan {id} does not exist"),
-        );
-    };
-    m.state().deployments.remove(&id);
-    if flag(&params, "force", false) {
-        m.persist(&d.app_id).await;
-        return StatusCode::ACCEPTED.into_response();
-    }
-    let version = iso_now();
-    let action = {
-        let mut st = m.state();
-        let Some(a) = st.apps.get_mut(&d.app_id) else {
-            return message(
-                StatusCode::NOT_FOUND,
-                format!("App '{}' does not exist", d.app_id),
-            );
-        };
-        match a.previous.take() {
-            Some(prev) if d.action != "StartApplication" => {
-                a.config_version = version.clone();
-                a.def = prev;
-                a.version = version.clone();
-                "RestartApplication"
-            }
-            _ => {
-                a.deleting = true;
-                "StopApplication"
-            }
-        }
-    };
-    let new_id = m.deploy(&d.app_id, action, &version);
-    m.persist(&d.app_id).await;
-    deployment_result(&new_id, &version, StatusCode::OK)
 }
 
 async fn info(State(m): M) -> Json<Value> {

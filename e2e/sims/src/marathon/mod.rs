@@ -6,14 +6,19 @@
 pub mod app;
 mod auth;
 pub mod config;
+mod deployments;
+mod events;
 mod health;
 mod http;
 pub mod keystore;
 pub mod placement;
 mod proxy;
+mod query;
+mod queue;
 mod scheduler;
 mod store;
 mod tls;
+mod versions;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -105,6 +110,9 @@ pub struct Marathon {
     write_requests: AtomicU64,
     started: Instant,
     master_zk: Option<(Zk, ZkUrl)>,
+    events: events::Bus,
+    versions: versions::History,
+    queue: queue::Queue,
 }
 
 pub fn iso_now() -> String {
@@ -136,6 +144,7 @@ impl Marathon {
         if let Err(e) = self.store.sync(app_id, records).await {
             tracing::warn!("Failed to store {app_id}: {e}");
         }
+        self.versions.flush().await;
     }
 
     /// Takes over the stored state before serving as leader, as Marathon reloads its
@@ -159,6 +168,9 @@ impl Marathon {
                 }
             }
             Err(e) => fail(&format!("Failed to load state from ZooKeeper: {e}")),
+        }
+        if let Err(e) = self.versions.load().await {
+            fail(&format!("Failed to load app versions from ZooKeeper: {e}"));
         }
         self.elected.store(true, Ordering::SeqCst);
         *self.elected_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
@@ -283,6 +295,9 @@ pub async fn run(cfg: MarathonConfig) -> Result<(), MarathonError> {
         write_requests: AtomicU64::new(0),
         started: Instant::now(),
         master_zk,
+        events: events::Bus::default(),
+        versions: versions::History::new(zk.clone(), &cfg.zk.path),
+        queue: queue::Queue::default(),
         cfg,
     });
     zk.exit_on_session_loss("Abdicating leadership");
@@ -300,6 +315,7 @@ pub async fn run(cfg: MarathonConfig) -> Result<(), MarathonError> {
         tracing::info!("Marathon listening on {:?} (HTTP)", listener.local_addr());
         let app = app.clone();
         servers.push(Box::pin(async move {
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             match axum::serve(listener, app).await {
                 Ok(()) => std::io::Error::other("the HTTP server stopped"),
                 Err(e) => e,

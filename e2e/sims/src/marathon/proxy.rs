@@ -2,7 +2,8 @@
 //! `api/forwarder/AsyncUrlConnectionRequestForwarder.scala`): the leader answers itself
 //! with `X-Marathon-Leader` and counts write requests; a standby forwards the request,
 //! headers included (so the credentials reach the leader), over `https` when HTTP is
-//! disabled, and returns the leader's answer with `X-Marathon-Via`.
+//! disabled, and returns the leader's answer with `X-Marathon-Via`; `/v2/events` is
+//! answered with a 302 to the same URL on the leader instead.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -111,6 +112,12 @@ pub(super) async fn leader_proxy(
             "Could not determine the current leader",
         );
     };
+    // `/v2/events` is redirected, not proxied (`shouldBeRedirectedToLeader`).
+    if req.uri().path().starts_with("/v2/events") {
+        let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let url = format!("{}://{leader}{path}", m.cfg.scheme());
+        return (StatusCode::FOUND, [(header::LOCATION, url)]).into_response();
+    }
     match forward(&m, &leader, req).await {
         Ok(resp) => resp,
         Err(e) => message(

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::events;
 use super::health::{self, HealthState};
 use super::placement::{self, AgentView};
-use super::{AppState, Instance, Marathon, iso_now};
+use super::{AppState, Instance, Marathon, iso_now, queue};
 
 const TICK: Duration = Duration::from_millis(500);
 
@@ -93,6 +94,7 @@ impl Marathon {
         for id in app_ids {
             self.update_instances(&id, &reports);
             self.run_health_checks(&id);
+            self.queue_track(&id);
             self.converge(&id, &agents).await;
             self.persist(&id).await;
         }
@@ -120,6 +122,11 @@ impl Marathon {
             };
             if state == "TASK_RUNNING" && inst.started_at.is_none() {
                 inst.started_at = Some(now.clone());
+            }
+            if inst.state != state {
+                let message = task.and_then(|t| t["message"].as_str()).unwrap_or_default();
+                let event = events::status_update(id, inst, &state, message);
+                self.events.publish(event);
             }
             inst.state = state.clone();
             if matches!(
@@ -198,9 +205,10 @@ impl Marathon {
                     .agent_address
                     .rsplit_once(':')
                     .map_or(String::new(), |(ip, _)| ip.to_string());
-                let (app_id, task_id, in_grace) = (
+                let (app_id, task_id, version, in_grace) = (
                     id.to_string(),
                     inst.task_id.clone(),
+                    inst.version.clone(),
                     inst.launched.elapsed() < grace,
                 );
                 tokio::spawn(async move {
@@ -220,7 +228,13 @@ impl Marathon {
                         h.last_failure_cause = result.err();
                         return;
                     }
+                    let was_alive = h.alive;
                     h.record(result, &iso_now());
+                    if h.alive != was_alive {
+                        m.events.publish(events::health_status_changed(
+                            &app_id, &task_id, &version, h.alive,
+                        ));
+                    }
                 });
             }
         }
@@ -337,15 +351,17 @@ impl Marathon {
         if let Some(a) = st.apps.get_mut(id) {
             a.failures = 0;
         }
-        let finished: Vec<String> = st
+        let finished: Vec<super::Deployment> = st
             .deployments
             .values()
             .filter(|d| d.app_id == id)
-            .map(|d| d.id.clone())
+            .cloned()
             .collect();
         for d in finished {
-            tracing::info!("Deployment {d} of {id} finished");
-            st.deployments.remove(&d);
+            tracing::info!("Deployment {} of {id} finished", d.id);
+            st.deployments.remove(&d.id);
+            self.events.publish(events::deployment_step_success(&d));
+            self.events.publish(events::deployment_success(&d));
         }
         if deleting {
             st.apps.remove(id);
@@ -379,6 +395,7 @@ impl Marathon {
         };
         for agent in agents {
             if !placement::satisfies(&constraints, agent, &placed, agents) {
+                self.offer_declined(id, agent, vec!["UnfulfilledConstraint"]);
                 continue;
             }
             let taken_disks: Vec<Value> = {
@@ -397,6 +414,8 @@ impl Marathon {
             };
             let Some(resources) = placement::claim(&app.def, agent, &taken_ports, &taken_disks)
             else {
+                let reasons = queue::insufficient(&app.def, agent, &taken_ports, &taken_disks);
+                self.offer_declined(id, agent, reasons);
                 continue;
             };
             let ports: Vec<u64> = resources
@@ -455,6 +474,7 @@ impl Marathon {
                         health: Vec::new(),
                     };
                     tracing::info!("Launched {task_id} on {}", agent.hostname);
+                    self.offer_used(id);
                     if let Some(a) = self.state().apps.get_mut(id) {
                         a.instances.insert(task_id, inst);
                     }

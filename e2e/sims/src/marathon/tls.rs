@@ -42,7 +42,7 @@ pub fn acceptor(keystore: &Keystore) -> Result<TlsAcceptor, Error> {
 pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router) -> std::io::Error {
     loop {
         let tcp = match listener.accept().await {
-            Ok((tcp, _)) => tcp,
+            Ok(accepted) => accepted,
             Err(e) if is_transient(&e) => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -50,7 +50,12 @@ pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor, app: Router) ->
             Err(e) => return e,
         };
         let acceptor = acceptor.clone();
-        let service = TowerToHyperService::new(app.clone());
+        let (tcp, peer) = tcp;
+        // What `into_make_service_with_connect_info` gives the plain listener.
+        let app = app
+            .clone()
+            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        let service = TowerToHyperService::new(app);
         tokio::spawn(async move {
             let tls =
                 match tokio::time::timeout(Duration::from_secs(30), acceptor.accept(tcp)).await {

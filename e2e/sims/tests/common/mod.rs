@@ -248,3 +248,68 @@ impl SingleMaster {
         }
     }
 }
+
+/// A mesos-agent-sim on 127.0.0.1 with `--hostname=<name>`, registering with `master`
+/// (`zk://…/mesos`); returns it and its port.
+pub fn spawn_agent(dir: &Path, name: &str, master: &str, resources: &str) -> (Proc, u16) {
+    let port = free_port();
+    let args = vec![
+        format!("--master={master}"),
+        format!("--work_dir={}", dir.join(name).display()),
+        "--ip=127.0.0.1".into(),
+        format!("--port={port}"),
+        format!("--resources={resources}"),
+        format!("--hostname={name}"),
+    ];
+    let log = dir.join(format!("{name}.log"));
+    (
+        Proc::spawn(env!("CARGO_BIN_EXE_mesos-agent-sim"), &args, &log),
+        port,
+    )
+}
+
+/// An HA marathon-sim on 127.0.0.1:`port` for the Mesos at `mesos`, state under
+/// `zk://<zk>/marathon`.
+pub fn spawn_marathon(dir: &Path, name: &str, mesos: &str, zk: &str, port: u16) -> Proc {
+    let args: Vec<String> = [
+        format!("--master={mesos}"),
+        format!("--zk=zk://{zk}/marathon"),
+        format!("--http_port={port}"),
+        "--http_address=127.0.0.1".into(),
+        "--hostname=127.0.0.1".into(),
+        "--zk_session_timeout=2000".into(),
+    ]
+    .to_vec();
+    let log = dir.join(format!("{name}.log"));
+    Proc::spawn(env!("CARGO_BIN_EXE_marathon-sim"), &args, &log)
+}
+
+/// The port of the Marathon leader every one of `ports` names.
+pub async fn marathon_leader(ports: &[u16], timeout: Duration) -> u16 {
+    eventually(timeout, "one Marathon leader", || async {
+        let mut named = Vec::new();
+        for p in ports {
+            let r = get(&format!("http://127.0.0.1:{p}/v2/leader")).await?;
+            named.push(r.json()?["leader"].as_str()?.to_string());
+        }
+        named.dedup();
+        match named.as_slice() {
+            [one] => one.rsplit(':').next()?.parse().ok(),
+            _ => None,
+        }
+    })
+    .await
+}
+
+/// `method url` with an optional JSON body (any status is an answer).
+pub async fn send(
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+) -> mesos_sims::http_client::Response {
+    let method = hyper::Method::from_bytes(method.as_bytes()).unwrap();
+    HttpClient::default()
+        .send(method, url, body, Duration::from_secs(15))
+        .await
+        .unwrap()
+}

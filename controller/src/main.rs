@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use mesos_operator::controllers::{self, Context};
 use mesos_operator::http::{self, Health};
-use mesos_operator::leader::{Elector, Timing};
+use mesos_operator::leader::{Elector, Leadership, Timing};
 use mesos_operator::metrics::Metrics;
 use mesos_operator::telemetry::{self, LogFormat};
 use mesos_operator::{crd, dry_run};
@@ -173,12 +173,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         controller: "mesos-operator".into(),
         instance: Some(identity.clone()),
     };
-    let ctx = Arc::new(Context::new(client.clone(), metrics, reporter));
-
     let mut elector = (!args.no_leader_election).then(|| {
         let leases: Api<Lease> = Api::namespaced(client.clone(), &args.lease_namespace);
         Elector::new(leases, &args.lease_name, &identity, Timing::default())
     });
+    // Leader fencing: the controllers act only while the elector's lease validity holds.
+    let leadership = elector
+        .as_ref()
+        .map_or_else(Leadership::unconditional, Elector::leadership);
+    let ctx = Arc::new(
+        Context::new(client.clone(), metrics.clone(), reporter).with_leadership(leadership),
+    );
     if let Some(e) = elector.as_mut() {
         tracing::info!(lease = %args.lease_name, namespace = %args.lease_namespace, identity = %e.identity(), "waiting for leadership");
         tokio::select! {
@@ -186,13 +191,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             () = stopped() => return Ok(()),
         }
     }
+    metrics.set_leading(true);
 
     let controllers = controllers::run(ctx, futures::FutureExt::shared(Box::pin(stopped())));
     let outcome = match elector.as_mut() {
         Some(e) => {
             tokio::select! {
-                () = controllers => { e.release().await; Ok(()) }
-                lost = e.hold() => Err(anyhow::Error::new(lost).context("stopping: another replica may act now")),
+                () = controllers => { e.release().await; metrics.set_leading(false); Ok(()) }
+                lost = e.hold() => {
+                    // The controllers are dropped here: no pass continues, and the guard
+                    // already refuses every write. The process exits, as client-go's
+                    // leaderelection does, and starts again as a candidate.
+                    metrics.leadership_lost(lost.reason());
+                    Err(anyhow::Error::new(lost).context("stopping: another replica may act now"))
+                }
             }
         }
         None => {

@@ -16,6 +16,7 @@ use mesos_operator::controllers::cluster::{
 };
 use mesos_operator::crd::MesosCluster;
 use mesos_operator::crd::storage::CachingMode;
+use mesos_operator::leader::Leadership;
 use mesos_operator::quorum::{self, Clock, Decision};
 use serde_json::json;
 
@@ -106,7 +107,7 @@ async fn drive(client: &Client, http: &reqwest::Client, timeout: Duration) -> Ve
                 _ => {}
             }
         }
-        execute::execute(client, &mc, &steps)
+        execute::execute(client, &mc, &steps, &Leadership::unconditional())
             .await
             .expect("execute");
         last = decision.to_string();

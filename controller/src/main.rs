@@ -143,9 +143,17 @@ fn print_crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let client = Client::try_default()
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let mut config = kube::Config::infer()
         .await
         .context("loading the Kubernetes client configuration")?;
+    // Which replica made a request, in the API server's audit log.
+    let agent = format!("mesos-operator/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    config.headers.push((
+        ::http::header::USER_AGENT,
+        ::http::HeaderValue::from_str(&agent).context("the identity as a User-Agent")?,
+    ));
+    let client = Client::try_from(config).context("building the Kubernetes client")?;
     let metrics = Metrics::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -168,7 +176,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     wait_for_apiserver(&client, stopped()).await?;
     ready.store(true, Ordering::Relaxed);
 
-    let identity = args.identity.clone().unwrap_or_else(default_identity);
     let reporter = Reporter {
         controller: "mesos-operator".into(),
         instance: Some(identity.clone()),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use mesos_operator::controllers::cluster::member::{LABEL_CLUSTER, azure_storage_class};
 use mesos_operator::controllers::cluster::{
@@ -183,14 +183,7 @@ async fn bring_up_then_grow_three_to_five_masters_without_a_violation() {
     );
     common::assert_masters_healthy(&common::settled_master_view(&client, &http, NS).await, 3, 2);
 
-    clusters
-        .patch(
-            "prod",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"masters": {"replicas": 5}}})),
-        )
-        .await
-        .expect("grow");
+    common::set_masters(&client, NS, 5).await;
     let started = Instant::now();
     let actions = drive(&client, &http, Duration::from_secs(240)).await;
     eprintln!(

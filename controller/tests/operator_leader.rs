@@ -9,15 +9,13 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::{Api, Client};
-use mesos_operator::crd::MesosCluster;
-use serde_json::json;
 
 mod common;
 use common::{
-    assert_masters_healthy, create_cluster, eventually, settled_master_view, start_operator,
-    wait_completed, wait_phase,
+    assert_masters_healthy, create_three_masters, eventually, set_masters, settled_master_view,
+    start_operator, wait_completed, wait_phase,
 };
 
 const NS: &str = "leader";
@@ -47,13 +45,7 @@ async fn a_leader_paused_mid_grow_takes_no_step_after_the_other_acquires() {
     let (cp, runner, client) = common::cluster_env(NS).await;
     let http = mesos_operator::tls::plain_client();
     let first = start_operator(&cp, "operator-first.log", &[], &["--identity", "first"]);
-    create_cluster(
-        &client,
-        NS,
-        json!({"zookeeper": {"replicas": 1}, "masters": {"replicas": 3}, "marathon": {"replicas": 0},
-               "placement": {"antiAffinity": "None"}}),
-    )
-    .await;
+    create_three_masters(&client, NS).await;
     wait_phase(&client, NS, "Available", "3/3", Duration::from_secs(180)).await;
     // SIGTERM: the first replica releases the Lease.
     drop(first);
@@ -88,14 +80,7 @@ async fn a_leader_paused_mid_grow_takes_no_step_after_the_other_acquires() {
     })
     .await;
 
-    Api::<MesosCluster>::namespaced(client.clone(), NS)
-        .patch(
-            "prod",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"masters": {"replicas": 5}}})),
-        )
-        .await
-        .expect("grow");
+    set_masters(&client, NS, 5).await;
     eventually(
         "op-a about to delete a pod",
         Duration::from_secs(120),
@@ -164,9 +149,52 @@ async fn a_leader_paused_mid_grow_takes_no_step_after_the_other_acquires() {
         late.is_empty(),
         "op-a reported actions after op-b acquired: {late:#?}"
     );
+    // The API server's own record: op-a's writes (its User-Agent names it) before the pause,
+    // none received after op-b acquired.
+    let (before, after) = writes_by(&cp.audit_log(), "(op-a)", acquired);
+    assert!(
+        !before.is_empty(),
+        "op-a's earlier writes are in the audit log"
+    );
+    assert!(
+        after.is_empty(),
+        "op-a's writes received after op-b acquired at {acquired}: {after:#?}"
+    );
 
     wait_completed(&client, NS, 5, None, Duration::from_secs(300)).await;
     assert_masters_healthy(&settled_master_view(&client, &http, NS).await, 5, 3);
     drop(b);
     runner.shutdown().await;
+}
+
+/// The member-changing writes (not the Lease) whose User-Agent contains `agent`, from the
+/// apiserver's audit log: those received before `since`, and those received at or after it.
+fn writes_by(audit: &std::path::Path, agent: &str, since: Timestamp) -> (Vec<String>, Vec<String>) {
+    let text = std::fs::read_to_string(audit).expect("the audit log");
+    let mut split = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).expect("an audit event");
+        let field = |p: &str| e.pointer(p).and_then(|v| v.as_str()).unwrap_or_default();
+        if !field("/userAgent").contains(agent) || field("/objectRef/resource") == "leases" {
+            continue;
+        }
+        let received: Timestamp = field("/requestReceivedTimestamp")
+            .parse()
+            .expect("a timestamp");
+        let write = format!(
+            "{received} {} {}/{}/{} -> {}",
+            field("/verb"),
+            field("/objectRef/resource"),
+            field("/objectRef/name"),
+            field("/objectRef/subresource"),
+            e.pointer("/responseStatus/code")
+                .unwrap_or(&serde_json::Value::Null)
+        );
+        if received < since {
+            split.0.push(write);
+        } else {
+            split.1.push(write);
+        }
+    }
+    split
 }

@@ -1,6 +1,7 @@
 //! Durable fencing against a real apiserver: a pass working from a stale copy of a
 //! MesosCluster (a watch cache behind, a leader change) can neither erase a tombstone, nor write
-//! back an operation that has finished, nor reuse a fenced member's name (a ZooKeeper `myid`).
+//! back an operation that has finished, nor reuse a fenced member's name (a ZooKeeper `myid`);
+//! and a replica that does not hold the leader Lease takes no step at all.
 //! Only the API server is needed: no pod has to run.
 
 use std::collections::BTreeMap;
@@ -90,6 +91,13 @@ async fn a_stale_copy_neither_erases_a_tombstone_nor_reuses_a_name() {
     execute::execute(&client, &get().await, &[fence(Role::Master, 5)], &any)
         .await
         .expect("the second fencing, from a fresh read");
+    assert_eq!(fenced(&get().await), ["prod-master-4", "prod-master-5"]);
+    // A replica that does not hold the leader Lease takes no step, from however fresh a read.
+    let standby = Leadership::elected();
+    let refused = execute::execute(&client, &get().await, &[fence(Role::Master, 6)], &standby)
+        .await
+        .expect_err("a replica that does not lead takes no step");
+    assert_eq!(refused.category(), "not-leading", "{refused}");
     assert_eq!(fenced(&get().await), ["prod-master-4", "prod-master-5"]);
 
     // An operation counted from a copy read before it finished is not written back.

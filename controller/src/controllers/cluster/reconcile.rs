@@ -120,6 +120,8 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
             execute::execute(&ctx.client, mc, &leftovers, &ctx.leadership).await?;
         }
         let secrets = marathon_secrets.as_deref().ok();
+        // Marathon servers and budgets are written by the leader only, too.
+        ctx.leadership.ensure_leading()?;
         marathon_settled = marathon_members(mc, ctx, &pods, &zk, secrets, &incarnation).await?;
         budgets(mc, ctx, &observed).await?;
     }

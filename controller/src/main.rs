@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use mesos_operator::controllers::{self, Context};
 use mesos_operator::http::{self, Health};
-use mesos_operator::leader::{Elector, Timing};
+use mesos_operator::leader::{Elector, Leadership, Timing};
 use mesos_operator::metrics::Metrics;
 use mesos_operator::telemetry::{self, LogFormat};
 use mesos_operator::{crd, dry_run};
@@ -143,9 +143,17 @@ fn print_crds(out_dir: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let client = Client::try_default()
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let mut config = kube::Config::infer()
         .await
         .context("loading the Kubernetes client configuration")?;
+    // Which replica made a request, in the API server's audit log.
+    let agent = format!("mesos-operator/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    config.headers.push((
+        ::http::header::USER_AGENT,
+        ::http::HeaderValue::from_str(&agent).context("the identity as a User-Agent")?,
+    ));
+    let client = Client::try_from(config).context("building the Kubernetes client")?;
     let metrics = Metrics::new();
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -168,17 +176,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     wait_for_apiserver(&client, stopped()).await?;
     ready.store(true, Ordering::Relaxed);
 
-    let identity = args.identity.clone().unwrap_or_else(default_identity);
     let reporter = Reporter {
         controller: "mesos-operator".into(),
         instance: Some(identity.clone()),
     };
-    let ctx = Arc::new(Context::new(client.clone(), metrics, reporter));
-
     let mut elector = (!args.no_leader_election).then(|| {
         let leases: Api<Lease> = Api::namespaced(client.clone(), &args.lease_namespace);
         Elector::new(leases, &args.lease_name, &identity, Timing::default())
     });
+    // Leader fencing: the controllers act only while the elector's lease validity holds.
+    let leadership = elector
+        .as_ref()
+        .map_or_else(Leadership::unconditional, Elector::leadership);
+    let ctx = Arc::new(
+        Context::new(client.clone(), metrics.clone(), reporter).with_leadership(leadership),
+    );
     if let Some(e) = elector.as_mut() {
         tracing::info!(lease = %args.lease_name, namespace = %args.lease_namespace, identity = %e.identity(), "waiting for leadership");
         tokio::select! {
@@ -186,13 +198,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             () = stopped() => return Ok(()),
         }
     }
+    metrics.set_leading(true);
 
     let controllers = controllers::run(ctx, futures::FutureExt::shared(Box::pin(stopped())));
     let outcome = match elector.as_mut() {
         Some(e) => {
             tokio::select! {
-                () = controllers => { e.release().await; Ok(()) }
-                lost = e.hold() => Err(anyhow::Error::new(lost).context("stopping: another replica may act now")),
+                () = controllers => { e.release().await; metrics.set_leading(false); Ok(()) }
+                lost = e.hold() => {
+                    // The controllers are dropped here: no pass continues, and the guard
+                    // already refuses every write. The process exits, as client-go's
+                    // leaderelection does, and starts again as a candidate.
+                    metrics.leadership_lost(lost.reason());
+                    Err(anyhow::Error::new(lost).context("stopping: another replica may act now"))
+                }
             }
         }
         None => {

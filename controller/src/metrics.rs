@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 /// Reconcile metrics, labelled by controller (`mesoscluster`, `mesosagentpool`, `marathonapp`).
 #[derive(Clone)]
@@ -23,6 +25,12 @@ pub struct Metrics {
     operation_duration: HistogramVec,
     /// `mesos_operator_operation_waits_total{reason}`: reconcile passes that waited on a gate.
     waits: IntCounterVec,
+    /// `mesos_operator_leader`: 1 while this replica holds the leader Lease (or runs without
+    /// leader election), else 0.
+    leader: IntGauge,
+    /// `mesos_operator_leadership_lost_total{reason}`: leadership lost (`renew-deadline`,
+    /// `taken-over`); the process exits right after.
+    leadership_lost: IntCounterVec,
 }
 
 impl Metrics {
@@ -88,6 +96,19 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let leader = IntGauge::new(
+            "leader",
+            "1 while this replica holds the leader Lease (or runs without leader election).",
+        )
+        .expect("valid metric");
+        let leadership_lost = IntCounterVec::new(
+            Opts::new(
+                "leadership_lost_total",
+                "Times this replica lost the leader Lease, by reason (renew-deadline, taken-over).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(reconciliations.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
@@ -96,6 +117,8 @@ impl Metrics {
             Box::new(operations.clone()),
             Box::new(operation_duration.clone()),
             Box::new(waits.clone()),
+            Box::new(leader.clone()),
+            Box::new(leadership_lost.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -108,7 +131,20 @@ impl Metrics {
             operations,
             operation_duration,
             waits,
+            leader,
+            leadership_lost,
         }
+    }
+
+    /// Records whether this replica leads.
+    pub fn set_leading(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// Records a lost leadership (`reason`: `renew-deadline`, `taken-over`).
+    pub fn leadership_lost(&self, reason: &str) {
+        self.leader.set(0);
+        self.leadership_lost.with_label_values(&[reason]).inc();
     }
 
     /// Records an operation's start or end (`outcome`: started, completed, abandoned); a

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use mesos_operator::controllers::cluster::member::{LABEL_CLUSTER, azure_storage_class};
 use mesos_operator::controllers::cluster::{
@@ -16,6 +16,7 @@ use mesos_operator::controllers::cluster::{
 };
 use mesos_operator::crd::MesosCluster;
 use mesos_operator::crd::storage::CachingMode;
+use mesos_operator::leader::Leadership;
 use mesos_operator::quorum::{self, Clock, Decision};
 use serde_json::json;
 
@@ -106,7 +107,7 @@ async fn drive(client: &Client, http: &reqwest::Client, timeout: Duration) -> Ve
                 _ => {}
             }
         }
-        execute::execute(client, &mc, &steps)
+        execute::execute(client, &mc, &steps, &Leadership::unconditional())
             .await
             .expect("execute");
         last = decision.to_string();
@@ -182,14 +183,7 @@ async fn bring_up_then_grow_three_to_five_masters_without_a_violation() {
     );
     common::assert_masters_healthy(&common::settled_master_view(&client, &http, NS).await, 3, 2);
 
-    clusters
-        .patch(
-            "prod",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"masters": {"replicas": 5}}})),
-        )
-        .await
-        .expect("grow");
+    common::set_masters(&client, NS, 5).await;
     let started = Instant::now();
     let actions = drive(&client, &http, Duration::from_secs(240)).await;
     eprintln!(

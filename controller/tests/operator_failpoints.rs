@@ -5,15 +5,13 @@
 use std::time::{Duration, Instant};
 
 use e2e::process::Supervised;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use kube::Client;
 use mesos_operator::controllers::cluster::execute::FAILPOINT_EXIT_CODE;
-use serde_json::json;
 
 mod common;
 use common::{
-    assert_masters_healthy, create_cluster, destroy_follower, eventually, settled_master_view,
-    start_operator, wait_completed, wait_phase,
+    assert_masters_healthy, create_three_masters, destroy_follower, eventually, set_masters,
+    settled_master_view, start_operator, wait_completed, wait_phase,
 };
 
 const NS: &str = "crash";
@@ -47,21 +45,13 @@ const RUNS: &[(Operation, &str)] = &[
 /// Starts the operation: a spec change, or a follower's volume and pod destroyed.
 /// Starts the operation; returns the masters it ends with and the member it replaces.
 async fn begin(op: Operation, client: &Client, http: &reqwest::Client) -> (u32, Option<String>) {
-    let clusters: Api<mesos_operator::crd::MesosCluster> = Api::namespaced(client.clone(), NS);
-    let size = |n: i32| Patch::Merge(json!({"spec": {"masters": {"replicas": n}}}));
     match op {
         Operation::Grow => {
-            clusters
-                .patch("prod", &PatchParams::default(), &size(5))
-                .await
-                .expect("grow");
+            set_masters(client, NS, 5).await;
             (5, None)
         }
         Operation::Shrink => {
-            clusters
-                .patch("prod", &PatchParams::default(), &size(3))
-                .await
-                .expect("shrink");
+            set_masters(client, NS, 3).await;
             (3, None)
         }
         Operation::Replace => (3, Some(destroy_follower(client, http, NS).await)),
@@ -74,13 +64,7 @@ async fn the_operator_resumes_after_a_crash_at_every_failpoint() {
     // A single replica without leader election, so a restarted operator acts at once.
     let single = ["--no-leader-election"];
     let mut operator = start_operator(&cp, "operator-0.log", &[], &single);
-    create_cluster(
-        &client,
-        NS,
-        json!({"zookeeper": {"replicas": 1}, "masters": {"replicas": 3}, "marathon": {"replicas": 0},
-               "placement": {"antiAffinity": "None"}}),
-    )
-    .await;
+    create_three_masters(&client, NS).await;
     let http = mesos_operator::tls::plain_client();
     wait_phase(&client, NS, "Available", "3/3", Duration::from_secs(180)).await;
     let mut size = 3;

@@ -55,6 +55,25 @@ pub enum ControlPlaneError {
     Crd { path: PathBuf, message: String },
 }
 
+/// The audit log's file name in the control plane directory.
+const AUDIT_LOG: &str = "audit.log";
+
+/// Writes at Metadata level, once each (when the response is complete); reads and Events not.
+const AUDIT_POLICY: &str = r#"apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: ["RequestReceived", "ResponseStarted"]
+rules:
+  - level: None
+    verbs: ["get", "list", "watch"]
+  - level: None
+    resources:
+      - group: ""
+        resources: ["events"]
+      - group: "events.k8s.io"
+        resources: ["events"]
+  - level: Metadata
+"#;
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct ControlPlaneOptions {
@@ -141,8 +160,15 @@ impl ControlPlane {
         let mut etcd = Supervised::spawn("etcd", etcd_cmd, &dir.join("etcd.log"))?;
         wait_for_port(&mut etcd, etcd_port, Duration::from_secs(20)).await?;
 
+        // Every write is audited (Metadata level: who, what, when, the answer), so a test can
+        // tell from the API server's own record which client's request landed when.
+        let audit_policy = dir.join("audit-policy.yaml");
+        std::fs::write(&audit_policy, AUDIT_POLICY)
+            .map_err(|source| io("writing the audit policy", source))?;
         let mut api_cmd = Command::new(&bins.apiserver);
         api_cmd.args([
+            format!("--audit-policy-file={}", audit_policy.display()),
+            format!("--audit-log-path={}", dir.join(AUDIT_LOG).display()),
             format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
             "--bind-address=127.0.0.1".to_string(),
             // Else it advertises the machine's own address in the `kubernetes` endpoints; a
@@ -241,6 +267,13 @@ impl ControlPlane {
     /// The directory holding credentials and the logs of etcd, apiserver and controller-manager.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The apiserver's audit log: one JSON event per line for every write request (create,
+    /// update, patch, delete; Events excluded), with `userAgent`, `objectRef`,
+    /// `responseStatus` and `requestReceivedTimestamp`.
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join(AUDIT_LOG)
     }
 
     /// etcd's data directory (in /dev/shm when available).

@@ -33,6 +33,9 @@ pub enum ReconcileError {
     AgentPool(#[from] super::agent_pool::apply::AgentPoolError),
     #[error(transparent)]
     MarathonAccess(#[from] super::marathon_access::AccessError),
+    /// This replica's leader Lease lapsed: it starts no pass (the process is exiting).
+    #[error("not acting: {0}")]
+    NotLeading(#[from] crate::leader::NotLeading),
 }
 
 impl ReconcileError {
@@ -49,6 +52,7 @@ impl ReconcileError {
             ReconcileError::Marathon(e) => e.category(),
             ReconcileError::AgentPool(e) => e.category(),
             ReconcileError::MarathonAccess(e) => e.category(),
+            ReconcileError::NotLeading(_) => "not-leading",
         }
     }
 

@@ -57,6 +57,9 @@ pub struct Context {
     pub marathon: marathon_app::Shared,
     /// Clients for the clusters whose Marathon serves HTTPS.
     pub marathon_clients: marathon_access::TlsClients,
+    /// Whether this replica may act (leader fencing): checked before every pass and before
+    /// every member step. Unconditional without leader election.
+    pub leadership: crate::leader::Leadership,
     /// Consecutive failures per object, for exponential back-off; cleared on success.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -75,8 +78,15 @@ impl Context {
             reporter,
             marathon,
             agent_pools,
+            leadership: crate::leader::Leadership::unconditional(),
             failures: Mutex::default(),
         }
+    }
+
+    /// This context acting only while `leadership` holds.
+    pub fn with_leadership(mut self, leadership: crate::leader::Leadership) -> Self {
+        self.leadership = leadership;
+        self
     }
 
     fn record_failure(&self, key: String) -> u32 {
@@ -230,6 +240,8 @@ async fn reconcile<K: Managed>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action,
     let object = ObjectRef::from_obj(obj.as_ref()).to_string();
     let span = tracing::info_span!("reconcile", controller = K::CONTROLLER, object = %object);
     let started = std::time::Instant::now();
+    // Leader fencing: no pass starts once this replica's lease validity has lapsed.
+    ctx.leadership.ensure_leading()?;
     let result = obj.reconcile(&ctx).instrument(span).await;
     ctx.metrics.reconciled(K::CONTROLLER, started.elapsed());
     if result.is_ok() {

@@ -205,6 +205,31 @@ pub async fn create_cluster(
     api
 }
 
+/// Creates `prod` in `ns` as the master operations' tests need it: one ZooKeeper server,
+/// three masters, no Marathon server, no anti-affinity.
+pub async fn create_three_masters(client: &Client, ns: &str) -> Api<MesosCluster> {
+    create_cluster(
+        client,
+        ns,
+        serde_json::json!({"zookeeper": {"replicas": 1}, "masters": {"replicas": 3},
+               "marathon": {"replicas": 0}, "placement": {"antiAffinity": "None"}}),
+    )
+    .await
+}
+
+/// Sets `prod`'s `spec.masters.replicas` to `n` (a grow or a shrink).
+pub async fn set_masters(client: &Client, ns: &str, n: i32) {
+    let patch = serde_json::json!({"spec": {"masters": {"replicas": n}}});
+    Api::<MesosCluster>::namespaced(client.clone(), ns)
+        .patch(
+            "prod",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(patch),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("set masters.replicas to {n}: {e}"));
+}
+
 /// Waits until `prod` reports `phase` for its current generation with `masters` ready
 /// (`"3/3"`), and every condition is current.
 pub async fn wait_phase(

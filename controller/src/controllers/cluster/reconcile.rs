@@ -49,6 +49,14 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         let what = what.to_string();
         move |source| ReconcileError::Kube { what, source }
     };
+    // Plan from the object as the API server has it now, never from the watch cache: a stale
+    // copy could miss a tombstone (and reuse its name) or an operation's progress. The steps'
+    // status writes are conditional on this read's resourceVersion (execute.rs).
+    let fresh = Api::<MesosCluster>::namespaced(ctx.client.clone(), &ns)
+        .get(&mc.name_any())
+        .await
+        .map_err(kube("reading the MesosCluster"))?;
+    let mc = &fresh;
     if !mc.spec.paused {
         shared_objects(mc, ctx).await?;
     }
@@ -103,15 +111,17 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         let mut steps = apply::steps(mc, &decision, &observed, &incarnation);
         apply::count_action(&mut steps, operation.as_ref());
         if !steps.is_empty() {
-            execute::execute(&ctx.client, mc, &steps).await?;
+            execute::execute(&ctx.client, mc, &steps, &ctx.leadership).await?;
             publish(mc, ctx, &decision, &steps, &observed).await;
         }
         count(ctx, &decision, operation.as_ref(), clock.now);
         let leftovers = apply::fenced_leftovers(mc, &pods, &claims);
         if !leftovers.is_empty() {
-            execute::execute(&ctx.client, mc, &leftovers).await?;
+            execute::execute(&ctx.client, mc, &leftovers, &ctx.leadership).await?;
         }
         let secrets = marathon_secrets.as_deref().ok();
+        // Marathon servers and budgets are written by the leader only, too.
+        ctx.leadership.ensure_leading()?;
         marathon_settled = marathon_members(mc, ctx, &pods, &zk, secrets, &incarnation).await?;
         budgets(mc, ctx, &observed).await?;
     }

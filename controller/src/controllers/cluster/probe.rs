@@ -19,6 +19,14 @@ use crate::zookeeper::ServerState;
 /// How long one member may take to answer.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a master that has just started may report an unrecovered log before that counts as
+/// "serving without its log". Right after a restart a master answers HTTP before it has joined
+/// the ZooKeeper group and run its log's recovery, which for a replica that kept its log (VOTING)
+/// ends at once; until then `registrar/log/recovered` is 0 even though the replica holds data.
+/// The planner fences a member that serves without a log it can ever recover, so such a member
+/// is reported as still starting for this long (measured from its container's start).
+pub const RECOVERY_GRACE: Duration = Duration::from_secs(15);
+
 /// What each answering member reported, by member name.
 pub async fn health(pods: &[Pod], http: &reqwest::Client) -> BTreeMap<String, Health> {
     let asks = pods.iter().filter_map(|pod| {
@@ -33,7 +41,7 @@ pub async fn health(pods: &[Pod], http: &reqwest::Client) -> BTreeMap<String, He
                 crate::mesos::master_metrics(http, &addr, TIMEOUT)
                     .await
                     .ok()
-                    .map(|m| m.health())
+                    .map(|m| within_grace(m.health(), running_for(pod)))
             } else {
                 None
             };
@@ -75,6 +83,36 @@ pub async fn marathon_leader(
     }
 }
 
+/// A master not yet recovered within [`RECOVERY_GRACE`] of its start is still starting.
+fn within_grace(health: Health, running_for: Option<Duration>) -> Health {
+    match health {
+        Health::Serving {
+            recovered: false, ..
+        } if running_for.is_none_or(|d| d < RECOVERY_GRACE) => Health::Starting,
+        other => other,
+    }
+}
+
+/// How long the pod's first container has been running, by its `startedAt`.
+fn running_for(pod: &Pod) -> Option<Duration> {
+    let started = pod
+        .status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .running
+        .as_ref()?
+        .started_at
+        .as_ref()?;
+    k8s_openapi::jiff::Timestamp::now()
+        .duration_since(started.0)
+        .try_into()
+        .ok()
+}
+
 async fn zookeeper_health(addr: &str) -> Option<Health> {
     match crate::zookeeper::srvr(addr, TIMEOUT).await.ok()? {
         ServerState::Serving { mode, .. } => Some(Health::Serving {
@@ -89,5 +127,28 @@ async fn zookeeper_health(addr: &str) -> Option<Health> {
             recovered: false,
             leader: false,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unrecovered_master_is_starting_within_the_grace() {
+        let unrecovered = Health::Serving {
+            recovered: false,
+            leader: false,
+        };
+        let recovered = Health::Serving {
+            recovered: true,
+            leader: false,
+        };
+        let young = Some(Duration::from_secs(1));
+        let old = Some(RECOVERY_GRACE + Duration::from_secs(1));
+        assert_eq!(within_grace(unrecovered.clone(), young), Health::Starting);
+        assert_eq!(within_grace(unrecovered.clone(), None), Health::Starting);
+        assert_eq!(within_grace(unrecovered.clone(), old), unrecovered);
+        assert_eq!(within_grace(recovered.clone(), young), recovered);
     }
 }

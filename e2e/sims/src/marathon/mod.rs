@@ -9,8 +9,10 @@ pub mod config;
 mod health;
 mod http;
 pub mod keystore;
+mod launch;
 pub mod placement;
 mod proxy;
+mod resident;
 mod scheduler;
 mod store;
 mod tls;
@@ -61,6 +63,8 @@ pub struct Instance {
     pub state: String,
     pub launched: Instant,
     pub health: Vec<HealthState>,
+    /// The reservation a resident instance is bound to (`resident.rs`).
+    pub reservation: Option<resident::Reservation>,
 }
 
 #[derive(Clone, Debug)]

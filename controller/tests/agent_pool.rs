@@ -216,7 +216,9 @@ async fn marathon_app(client: &Client, http: &reqwest::Client) -> Result<Value, 
     Ok(answer["app"].clone())
 }
 
-/// A stateful app: two instances on different agents, each with a whole MOUNT disk.
+/// A stateless app: two instances on different agents. (Marathon never moves a resident task
+/// off its agent id, so a stateful app would wait through these drains rather than move:
+/// `agent_pool_resident.rs` covers that.)
 fn web_app() -> MarathonApp {
     serde_json::from_value(json!({
         "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MarathonApp", "metadata": {"name": "web"},
@@ -224,8 +226,6 @@ fn web_app() -> MarathonApp {
             "cmd": "mkdir -p data && echo ok > data/index.html && exec busybox httpd -f -p $PORT0 -h data",
             "cpus": 0.1, "mem": 32, "instances": 2,
             "constraints": [["hostname", "UNIQUE"], ["rack", "LIKE", "r[0-9]+"]],
-            "container": {"type": "MESOS", "volumes": [{"containerPath": "data", "mode": "RW",
-                "persistent": {"type": "mount", "size": 1000}}]},
             "portDefinitions": [{"port": 0, "name": "http"}],
             "healthChecks": [{"protocol": "MESOS_HTTP", "path": "/", "portIndex": 0,
                 "gracePeriodSeconds": 30, "intervalSeconds": 1, "timeoutSeconds": 1,
@@ -236,8 +236,7 @@ fn web_app() -> MarathonApp {
     .expect("a MarathonApp")
 }
 
-/// The app has `instances` healthy tasks, each on one of the pool's agents with a MOUNT disk
-/// at `/dcos/volumeN`; returns their hosts.
+/// The app has `instances` healthy tasks, each on one of the pool's agents; returns their hosts.
 async fn app_on_pool(client: &Client, http: &reqwest::Client) -> Result<Vec<String>, String> {
     let app = marathon_app(client, http).await?;
     if app["tasksHealthy"] != 2 {
@@ -250,19 +249,14 @@ async fn app_on_pool(client: &Client, http: &reqwest::Client) -> Result<Vec<Stri
         let on_agent = states.values().find(|s| s["hostname"] == host.as_str());
         let agent = on_agent.ok_or(format!("task on {host}, not a pool agent"))?;
         let id = task["id"].as_str().unwrap_or_default();
-        let resources = agent["frameworks"]
+        agent["frameworks"]
             .as_array()
             .into_iter()
             .flatten()
             .flat_map(|f| f["executors"].as_array().cloned().unwrap_or_default())
             .flat_map(|e| e["tasks"].as_array().cloned().unwrap_or_default())
             .find(|t| t["id"] == id)
-            .map(|t| t["resources"].as_array().cloned().unwrap_or_default())
             .ok_or(format!("{host} does not run task {id}"))?;
-        let mounts = mount_disks(&resources);
-        if mounts.len() != 1 || !mounts[0].0.starts_with("/dcos/volume") {
-            return Err(format!("task {id} uses {mounts:?}"));
-        }
         hosts.push(host);
     }
     Ok(hosts)
@@ -448,7 +442,7 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
     })
     .await;
 
-    // A stateful app lands on these agents, each instance on a whole MOUNT disk.
+    // An app lands on these agents.
     Api::<MarathonApp>::namespaced(client.clone(), NS)
         .create(&PostParams::default(), &web_app())
         .await

@@ -12,9 +12,8 @@ use tokio::sync::Mutex;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use mesos_operator::controllers::cluster::masters;
 use mesos_operator::crd::{MarathonApp, MesosAgentPool, MesosCluster};
-use mesos_operator::mesos::operator_api::{self, Agent, OperatorApi};
+use mesos_operator::mesos::operator_api::Agent;
 use serde_json::{Value, json};
 
 mod common;
@@ -52,27 +51,10 @@ async fn settled(
     }
 }
 
-/// The leading master's address, from the cluster's master Pods.
-async fn leader(client: &Client, http: &reqwest::Client) -> String {
-    let pods = Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&ListParams::default().labels("mesos.operator.dev/role=master"))
-        .await
-        .expect("master pods");
-    let addrs: Vec<String> = pods
-        .items
-        .iter()
-        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-        .map(|ip| format!("{ip}:{}", masters::PORT))
-        .collect();
-    operator_api::leader(http, &addrs).await.expect("a leader")
-}
-
 /// The agents the leading master lists, by host name.
 async fn registered(client: &Client, http: &reqwest::Client) -> BTreeMap<String, Vec<Agent>> {
-    let addr = leader(client, http).await;
     let mut out: BTreeMap<String, Vec<Agent>> = BTreeMap::new();
-    for a in OperatorApi::new(http, addr)
-        .get_agents()
+    for a in common::leading_master_agents(client, http, NS)
         .await
         .expect("GET_AGENTS")
     {
@@ -194,26 +176,8 @@ async fn check_agents(
 
 /// The Marathon app `web` as its one Marathon server reports it.
 async fn marathon_app(client: &Client, http: &reqwest::Client) -> Result<Value, String> {
-    let pods = Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&ListParams::default().labels("mesos.operator.dev/role=marathon"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let ip = pods
-        .items
-        .first()
-        .and_then(|p| p.status.as_ref()?.pod_ip.clone())
-        .ok_or("no Marathon pod with an IP")?;
-    let answer: Value = http
-        .get(format!(
-            "http://{ip}:8080/v2/apps/{NS}/web?embed=apps.tasks"
-        ))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(answer["app"].clone())
+    let path = format!("/v2/apps/{NS}/web?embed=apps.tasks");
+    Ok(common::marathon_get(client, http, NS, &path).await?["app"].clone())
 }
 
 /// A stateless app: two instances on different agents. (Marathon never moves a resident task

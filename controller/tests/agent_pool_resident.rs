@@ -15,9 +15,8 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use mesos_operator::controllers::cluster::masters;
-use mesos_operator::crd::{MarathonApp, MesosAgentPool, MesosCluster};
-use mesos_operator::mesos::operator_api::{self, Agent, OperatorApi};
+use mesos_operator::crd::{MarathonApp, MesosAgentPool};
+use mesos_operator::mesos::operator_api::Agent;
 use serde_json::{Value, json};
 
 mod common;
@@ -28,45 +27,12 @@ const APP: &str = "/resident/web";
 
 /// The leading master's agents.
 async fn agents(client: &Client, http: &reqwest::Client) -> Result<Vec<Agent>, String> {
-    let pods = Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&ListParams::default().labels("mesos.operator.dev/role=master"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let addrs: Vec<String> = pods
-        .items
-        .iter()
-        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-        .map(|ip| format!("{ip}:{}", masters::PORT))
-        .collect();
-    let leader = operator_api::leader(http, &addrs)
-        .await
-        .map_err(|e| e.to_string())?;
-    OperatorApi::new(http, leader)
-        .get_agents()
-        .await
-        .map_err(|e| e.to_string())
+    common::leading_master_agents(client, http, NS).await
 }
 
 /// The app as its Marathon server reports it, with its tasks.
 async fn app(client: &Client, http: &reqwest::Client) -> Result<Value, String> {
-    let pods = Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&ListParams::default().labels("mesos.operator.dev/role=marathon"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let ip = pods
-        .items
-        .first()
-        .and_then(|p| p.status.as_ref()?.pod_ip.clone())
-        .ok_or("no Marathon pod with an IP")?;
-    let answer: Value = http
-        .get(format!("http://{ip}:8080/v2/apps{APP}"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(answer["app"].clone())
+    Ok(common::marathon_get(client, http, NS, &format!("/v2/apps{APP}")).await?["app"].clone())
 }
 
 /// What must not change while the gate holds: per task, its agent id and its volume id; and
@@ -172,16 +138,13 @@ async fn draining_agents_keeps_resident_volumes_until_allowed() {
     let _operator = common::start_operator(&cp, "operator.log", &[], &[]);
     let http = mesos_operator::tls::plain_client();
 
-    let mc: MesosCluster = serde_json::from_value(json!({
-        "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosCluster", "metadata": {"name": "prod"},
-        "spec": {"zookeeper": {"replicas": 1}, "masters": {"replicas": 1}, "marathon": {"replicas": 1},
-                 "placement": {"antiAffinity": "None"}, "storageClassName": "local-dir"}
-    }))
-    .unwrap();
-    Api::<MesosCluster>::namespaced(client.clone(), NS)
-        .create(&PostParams::default(), &mc)
-        .await
-        .expect("create MesosCluster");
+    common::create_cluster(
+        &client,
+        NS,
+        json!({"zookeeper": {"replicas": 1}, "masters": {"replicas": 1}, "marathon": {"replicas": 1},
+               "placement": {"antiAffinity": "None"}, "storageClassName": "local-dir"}),
+    )
+    .await;
     let pools: Api<MesosAgentPool> = Api::namespaced(client.clone(), NS);
     let pool: MesosAgentPool = serde_json::from_value(json!({
         "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosAgentPool", "metadata": {"name": "private"},

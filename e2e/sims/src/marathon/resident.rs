@@ -14,7 +14,6 @@
 //!   a new instance is placed anywhere.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -86,19 +85,7 @@ impl Marathon {
 
     /// One operator API call to the leading master; `Err` with its answer.
     async fn master_call(&self, call: Value) -> Result<(), String> {
-        let master = self
-            .mesos_master()
-            .await
-            .ok_or("no leading master".to_string())?;
-        let r = self
-            .http
-            .post(
-                &format!("http://{master}/api/v1"),
-                &call,
-                Duration::from_secs(5),
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+        let r = self.master_api(&call).await?;
         match r.status.is_success() {
             true => Ok(()),
             false => Err(format!(

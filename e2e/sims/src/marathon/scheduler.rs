@@ -37,20 +37,21 @@ fn healthy(app: &Value, i: &Instance) -> bool {
 }
 
 impl Marathon {
-    async fn agents(&self) -> Vec<AgentView> {
-        let Some(master) = self.mesos_master().await else {
-            return Vec::new();
-        };
-        let call = json!({"type": "GET_AGENTS"});
-        match self
-            .http
-            .post(
-                &format!("http://{master}/api/v1"),
-                &call,
-                Duration::from_secs(5),
-            )
+    /// `POST /api/v1` on the leading Mesos master.
+    pub(super) async fn master_api(
+        &self,
+        call: &Value,
+    ) -> Result<crate::http_client::Response, String> {
+        let master = self.mesos_master().await.ok_or("no leading master")?;
+        let url = format!("http://{master}/api/v1");
+        self.http
+            .post(&url, call, Duration::from_secs(5))
             .await
-        {
+            .map_err(|e| e.to_string())
+    }
+
+    async fn agents(&self) -> Vec<AgentView> {
+        match self.master_api(&json!({"type": "GET_AGENTS"})).await {
             Ok(r) if r.status == 200 => r
                 .json()
                 .map(|v| placement::agents_from_get_agents(&v))

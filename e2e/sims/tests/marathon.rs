@@ -482,7 +482,8 @@ async fn deployments_locks_health_checks_and_placement() {
         },
     )
     .await;
-    assert!(deployments(standby).await.is_empty());
+    let left = deployments(standby).await;
+    assert!(left.is_empty(), "{left:?}");
     assert!(app(standby, "broken").await.is_none());
     let leader_port = standby;
 

@@ -154,9 +154,11 @@ pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, R
         plan::plan(&desired, &observed, state, &incarnation)
     };
     // Agents holding persistent volumes keep their id unless the spec allows destroying them.
+    let held = residency::held(pool, &registrations);
+    let volumes_known = leader.is_ok() || cluster.is_none();
     let gated = residency::gate(
         plan,
-        &residency::held(pool, &registrations),
+        volumes_known.then_some(&held),
         pool.spec
             .reconfiguration
             .allow_destroying_persistent_volumes,

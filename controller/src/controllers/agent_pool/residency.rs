@@ -95,23 +95,30 @@ fn apps(held: &[Held]) -> BTreeSet<String> {
         .collect()
 }
 
-pub fn gate(plan: Plan, held: &BTreeMap<u32, Vec<Held>>, allow: bool) -> Gated {
+/// `held` is `None` when no leading master answered while the cluster exists: the volumes
+/// are unknown, so every step that ends an agent id (replacing a crash-looping agent is the
+/// only one the planner takes without a master) is held back as if the agent had some.
+pub fn gate(plan: Plan, held: Option<&BTreeMap<u32, Vec<Held>>>, allow: bool) -> Gated {
     let mut steps = Vec::new();
     let mut blocked: Vec<(u32, Vec<Held>)> = Vec::new();
     let mut destroying = Vec::new();
     for step in plan.steps {
-        let volumes = ends_agent_id(&step)
-            .and_then(|o| held.get(&o).map(|h| (o, h)))
-            .filter(|(_, h)| !h.is_empty());
+        let volumes = ends_agent_id(&step).and_then(|o| match held {
+            None => Some((o, Vec::new())),
+            Some(held) => held
+                .get(&o)
+                .filter(|h| !h.is_empty())
+                .map(|h| (o, h.clone())),
+        });
         match volumes {
             None => steps.push(step),
             Some((_, h)) if allow => {
-                destroying.push((step.clone(), h.clone()));
+                destroying.push((step.clone(), h));
                 steps.push(step);
             }
             Some((o, h)) => {
                 if !blocked.iter().any(|(b, _)| *b == o) {
-                    blocked.push((o, h.clone()));
+                    blocked.push((o, h));
                 }
             }
         }
@@ -133,12 +140,15 @@ pub fn gate(plan: Plan, held: &BTreeMap<u32, Vec<Held>>, allow: bool) -> Gated {
     } else {
         let mut message = blocked
             .iter()
-            .map(|(o, h)| {
-                format!(
+            .map(|(o, h)| match h.first() {
+                Some(first) => format!(
                     "agent {o} ({}) holds persistent volumes {}",
-                    h[0].agent_id,
+                    first.agent_id,
                     list(h)
-                )
+                ),
+                None => format!(
+                    "agent {o} may hold persistent volumes (no leading master answered to list them)"
+                ),
             })
             .collect::<Vec<_>>()
             .join("; ");
@@ -239,7 +249,7 @@ mod tests {
     #[test]
     fn an_agent_with_volumes_is_left_untouched_and_named() {
         let held = BTreeMap::from([(1, vec![volume("S1", 1)])]);
-        let g = gate(plan(vec![drain(1), drain(3)]), &held, false);
+        let g = gate(plan(vec![drain(1), drain(3)]), Some(&held), false);
         assert_eq!(g.plan.steps, vec![drain(3)], "the free agent still goes");
         assert_eq!(g.blocked.len(), 1);
         let Verdict::Degraded { reason, message } = &g.plan.verdict else {
@@ -278,7 +288,7 @@ mod tests {
         ];
         for s in ending {
             assert!(
-                gate(plan(vec![s.clone()]), &held, false)
+                gate(plan(vec![s.clone()]), Some(&held), false)
                     .plan
                     .steps
                     .is_empty(),
@@ -302,7 +312,7 @@ mod tests {
             },
         ];
         for s in keeping {
-            let g = gate(plan(vec![s.clone()]), &held, false);
+            let g = gate(plan(vec![s.clone()]), Some(&held), false);
             assert_eq!(g.plan.steps, vec![s.clone()], "{s} keeps the agent id");
             assert!(g.blocked.is_empty());
         }
@@ -311,7 +321,7 @@ mod tests {
     #[test]
     fn the_allowance_lets_it_proceed_and_says_what_it_destroys() {
         let held = BTreeMap::from([(1, vec![volume("S1", 1)])]);
-        let g = gate(plan(vec![drain(1)]), &held, true);
+        let g = gate(plan(vec![drain(1)]), Some(&held), true);
         assert_eq!(g.plan.steps, vec![drain(1)]);
         assert!(g.blocked.is_empty());
         assert_eq!(g.destroying, vec![(drain(1), vec![volume("S1", 1)])]);
@@ -324,9 +334,36 @@ mod tests {
     #[test]
     fn without_volumes_nothing_changes() {
         let p = plan(vec![drain(1)]);
-        let g = gate(p.clone(), &BTreeMap::new(), false);
+        let g = gate(p.clone(), Some(&BTreeMap::new()), false);
         assert_eq!(g.plan, p);
         assert!(g.destroying.is_empty() && g.blocked.is_empty());
+    }
+
+    #[test]
+    fn without_a_master_the_volumes_are_unknown_and_no_agent_id_ends() {
+        let crashed = Step::Replace {
+            ordinal: 2,
+            checkpoint_key: "k".into(),
+            why: Replacement::IncompatibleCheckpoint,
+        };
+        let create = Step::Create {
+            ordinal: 3,
+            checkpoint_key: "k".into(),
+        };
+        let g = gate(plan(vec![crashed.clone(), create.clone()]), None, false);
+        assert_eq!(g.plan.steps, vec![create]);
+        let Verdict::Degraded { reason, message } = &g.plan.verdict else {
+            panic!("{:?}", g.plan.verdict)
+        };
+        assert_eq!(*reason, REASON);
+        assert!(
+            message.contains("agent 2 may hold persistent volumes"),
+            "{message}"
+        );
+        assert_eq!(
+            gate(plan(vec![crashed.clone()]), None, true).plan.steps,
+            vec![crashed]
+        );
     }
 
     #[test]

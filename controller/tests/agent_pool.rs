@@ -12,9 +12,8 @@ use tokio::sync::Mutex;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use mesos_operator::controllers::cluster::masters;
 use mesos_operator::crd::{MarathonApp, MesosAgentPool, MesosCluster};
-use mesos_operator::mesos::operator_api::{self, Agent, OperatorApi};
+use mesos_operator::mesos::operator_api::Agent;
 use serde_json::{Value, json};
 
 mod common;
@@ -52,27 +51,10 @@ async fn settled(
     }
 }
 
-/// The leading master's address, from the cluster's master Pods.
-async fn leader(client: &Client, http: &reqwest::Client) -> String {
-    let pods = Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&ListParams::default().labels("mesos.operator.dev/role=master"))
-        .await
-        .expect("master pods");
-    let addrs: Vec<String> = pods
-        .items
-        .iter()
-        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-        .map(|ip| format!("{ip}:{}", masters::PORT))
-        .collect();
-    operator_api::leader(http, &addrs).await.expect("a leader")
-}
-
 /// The agents the leading master lists, by host name.
 async fn registered(client: &Client, http: &reqwest::Client) -> BTreeMap<String, Vec<Agent>> {
-    let addr = leader(client, http).await;
     let mut out: BTreeMap<String, Vec<Agent>> = BTreeMap::new();
-    for a in OperatorApi::new(http, addr)
-        .get_agents()
+    for a in common::leading_master_agents(client, http, NS)
         .await
         .expect("GET_AGENTS")
     {
@@ -194,29 +176,13 @@ async fn check_agents(
 
 /// The Marathon app `web` as its one Marathon server reports it.
 async fn marathon_app(client: &Client, http: &reqwest::Client) -> Result<Value, String> {
-    let pods = Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&ListParams::default().labels("mesos.operator.dev/role=marathon"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let ip = pods
-        .items
-        .first()
-        .and_then(|p| p.status.as_ref()?.pod_ip.clone())
-        .ok_or("no Marathon pod with an IP")?;
-    let answer: Value = http
-        .get(format!(
-            "http://{ip}:8080/v2/apps/{NS}/web?embed=apps.tasks"
-        ))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(answer["app"].clone())
+    let path = format!("/v2/apps/{NS}/web?embed=apps.tasks");
+    Ok(common::marathon_get(client, http, NS, &path).await?["app"].clone())
 }
 
-/// A stateful app: two instances on different agents, each with a whole MOUNT disk.
+/// A stateless app: two instances on different agents. (Marathon never moves a resident task
+/// off its agent id, so a stateful app would wait through these drains rather than move:
+/// `agent_pool_resident.rs` covers that.)
 fn web_app() -> MarathonApp {
     serde_json::from_value(json!({
         "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MarathonApp", "metadata": {"name": "web"},
@@ -224,8 +190,6 @@ fn web_app() -> MarathonApp {
             "cmd": "mkdir -p data && echo ok > data/index.html && exec busybox httpd -f -p $PORT0 -h data",
             "cpus": 0.1, "mem": 32, "instances": 2,
             "constraints": [["hostname", "UNIQUE"], ["rack", "LIKE", "r[0-9]+"]],
-            "container": {"type": "MESOS", "volumes": [{"containerPath": "data", "mode": "RW",
-                "persistent": {"type": "mount", "size": 1000}}]},
             "portDefinitions": [{"port": 0, "name": "http"}],
             "healthChecks": [{"protocol": "MESOS_HTTP", "path": "/", "portIndex": 0,
                 "gracePeriodSeconds": 30, "intervalSeconds": 1, "timeoutSeconds": 1,
@@ -236,8 +200,7 @@ fn web_app() -> MarathonApp {
     .expect("a MarathonApp")
 }
 
-/// The app has `instances` healthy tasks, each on one of the pool's agents with a MOUNT disk
-/// at `/dcos/volumeN`; returns their hosts.
+/// The app has `instances` healthy tasks, each on one of the pool's agents; returns their hosts.
 async fn app_on_pool(client: &Client, http: &reqwest::Client) -> Result<Vec<String>, String> {
     let app = marathon_app(client, http).await?;
     if app["tasksHealthy"] != 2 {
@@ -250,19 +213,14 @@ async fn app_on_pool(client: &Client, http: &reqwest::Client) -> Result<Vec<Stri
         let on_agent = states.values().find(|s| s["hostname"] == host.as_str());
         let agent = on_agent.ok_or(format!("task on {host}, not a pool agent"))?;
         let id = task["id"].as_str().unwrap_or_default();
-        let resources = agent["frameworks"]
+        agent["frameworks"]
             .as_array()
             .into_iter()
             .flatten()
             .flat_map(|f| f["executors"].as_array().cloned().unwrap_or_default())
             .flat_map(|e| e["tasks"].as_array().cloned().unwrap_or_default())
             .find(|t| t["id"] == id)
-            .map(|t| t["resources"].as_array().cloned().unwrap_or_default())
             .ok_or(format!("{host} does not run task {id}"))?;
-        let mounts = mount_disks(&resources);
-        if mounts.len() != 1 || !mounts[0].0.starts_with("/dcos/volume") {
-            return Err(format!("task {id} uses {mounts:?}"));
-        }
         hosts.push(host);
     }
     Ok(hosts)
@@ -448,7 +406,7 @@ async fn a_private_pool_registers_grows_additively_and_reconfigures_by_draining(
     })
     .await;
 
-    // A stateful app lands on these agents, each instance on a whole MOUNT disk.
+    // An app lands on these agents.
     Api::<MarathonApp>::namespaced(client.clone(), NS)
         .create(&PostParams::default(), &web_app())
         .await

@@ -176,6 +176,14 @@ pub struct Reconfiguration {
     #[serde(default = "default_max_unavailable")]
     #[x_kube(validation = kube::core::Rule::new("self >= 1").message("maxUnavailable must be at least 1"))]
     pub max_unavailable: i32,
+    /// Allow a drain (reconfiguration, scale-down, pool deletion, replacing a crash-looping
+    /// agent) of an agent that holds persistent volumes, such as a Marathon resident task's.
+    /// Its agent id ends, and the volumes and their reservations with it: the data is lost to
+    /// the tasks, which Marathon keeps waiting for that agent id until they are deleted with
+    /// `?wipe=true`. While false, such an agent is left untouched and the pool is Degraded
+    /// with reason PersistentVolumesOnAgent, naming the agents, volumes and apps.
+    #[serde(default)]
+    pub allow_destroying_persistent_volumes: bool,
 }
 
 /// See [`Reconfiguration::policy`].
@@ -278,6 +286,7 @@ impl Default for Reconfiguration {
         Self {
             policy: ReconfigurationPolicy::default(),
             max_unavailable: default_max_unavailable(),
+            allow_destroying_persistent_volumes: false,
         }
     }
 }

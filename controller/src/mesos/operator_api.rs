@@ -79,6 +79,64 @@ pub struct Agent {
     pub resources: Vec<Value>,
     /// `agent_info.attributes` in v1 JSON.
     pub attributes: Vec<Value>,
+    /// Persistent volumes on the agent: `total_resources` entries with `disk.persistence`
+    /// (they live in dynamically reserved resources, whatever framework made them).
+    pub volumes: Vec<PersistentVolume>,
+}
+
+/// A persistent volume as the master lists it in an agent's `total_resources`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PersistentVolume {
+    /// `disk.persistence.id`; Marathon writes `<app id, / as _>#<containerPath>#<uuid>`.
+    pub id: String,
+    /// `disk.source.mount.root` of a MOUNT disk (`/dcos/volumeN`), or the `PATH` root.
+    pub root: Option<String>,
+    /// The role of the newest reservation.
+    pub role: String,
+    /// The reservation's `marathon_task_id` label: the Marathon task the volume is for.
+    pub marathon_task: Option<String>,
+}
+
+impl PersistentVolume {
+    fn from_v1(r: &Value) -> Option<Self> {
+        let disk = &r["disk"];
+        let id = disk["persistence"]["id"].as_str()?.to_string();
+        let reservation = r["reservations"]
+            .as_array()
+            .and_then(|rs| rs.last())
+            .cloned()
+            .unwrap_or_default();
+        let label = |key: &str| {
+            reservation["labels"]["labels"]
+                .as_array()?
+                .iter()
+                .find(|l| l["key"] == key)?["value"]
+                .as_str()
+                .map(String::from)
+        };
+        let root = disk["source"]["mount"]["root"]
+            .as_str()
+            .or(disk["source"]["path"]["root"].as_str())
+            .map(String::from);
+        Some(Self {
+            id,
+            root,
+            role: reservation["role"]
+                .as_str()
+                .or(r["role"].as_str())
+                .unwrap_or("*")
+                .to_string(),
+            marathon_task: label("marathon_task_id"),
+        })
+    }
+
+    /// The Marathon app that owns the volume: its task label and an id of Marathon's form
+    /// (app ids cannot hold `_`, so `a_b#...` is `/a/b`).
+    pub fn marathon_app(&self) -> Option<String> {
+        self.marathon_task.as_ref()?;
+        let (path, _) = self.id.split_once('#')?;
+        Some(format!("/{}", path.replace('_', "/")))
+    }
 }
 
 impl Agent {
@@ -103,6 +161,10 @@ impl Agent {
             drain,
             resources: list(&info["resources"]),
             attributes: list(&info["attributes"]),
+            volumes: list(&v["total_resources"])
+                .iter()
+                .filter_map(PersistentVolume::from_v1)
+                .collect(),
             id,
         })
     }
@@ -229,6 +291,27 @@ mod tests {
         assert_eq!(agents[0].resources.len(), 1);
         assert_eq!((agents[1].id.as_str(), agents[1].drain), ("M-S2", None));
         assert!(agents[1].active);
+    }
+
+    #[test]
+    fn persistent_volumes_come_from_the_reserved_total_resources() {
+        let answer = json!({"get_agents": {"agents": [{"agent_info": {"id": {"value": "S1"}, "hostname": "a"},
+            "total_resources": [
+                {"name": "disk", "type": "SCALAR", "scalar": {"value": 3996.0},
+                 "disk": {"source": {"type": "MOUNT", "mount": {"root": "/dcos/volume1"}}}},
+                {"name": "disk", "type": "SCALAR", "scalar": {"value": 3996.0},
+                 "reservations": [{"type": "DYNAMIC", "role": "marathon", "labels": {"labels": [
+                     {"key": "marathon_framework_id", "value": "F"},
+                     {"key": "marathon_task_id", "value": "agents_web.1"}]}}],
+                 "disk": {"source": {"type": "MOUNT", "mount": {"root": "/dcos/volume0"}},
+                          "persistence": {"id": "agents_web#data#u1"}, "volume": {"container_path": "data"}}}]}]}});
+        let agents = parse_agents(&answer).unwrap();
+        let v = &agents[0].volumes;
+        assert_eq!(v.len(), 1, "only the volume, not the unreserved disk");
+        assert_eq!(v[0].id, "agents_web#data#u1");
+        assert_eq!(v[0].root.as_deref(), Some("/dcos/volume0"));
+        assert_eq!(v[0].role, "marathon");
+        assert_eq!(v[0].marathon_app().as_deref(), Some("/agents/web"));
     }
 
     #[test]

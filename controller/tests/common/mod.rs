@@ -354,3 +354,59 @@ pub async fn wait_completed(
     )
     .await
 }
+
+/// The first IP of the Pods with `role` (`master`, `marathon`, ...) in `ns`.
+async fn role_ips(client: &Client, ns: &str, role: &str) -> Result<Vec<String>, String> {
+    let lp = ListParams::default().labels(&format!("mesos.operator.dev/role={role}"));
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(pods
+        .items
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .collect())
+}
+
+/// The agents the leading master of `ns` lists (`GET_AGENTS`).
+pub async fn leading_master_agents(
+    client: &Client,
+    http: &reqwest::Client,
+    ns: &str,
+) -> Result<Vec<mesos_operator::mesos::operator_api::Agent>, String> {
+    use mesos_operator::mesos::operator_api::{self, OperatorApi};
+    let addrs: Vec<String> = role_ips(client, ns, "master")
+        .await?
+        .into_iter()
+        .map(|ip| format!("{ip}:{}", masters::PORT))
+        .collect();
+    let leader = operator_api::leader(http, &addrs)
+        .await
+        .map_err(|e| e.to_string())?;
+    OperatorApi::new(http, leader)
+        .get_agents()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `GET <path>` (e.g. `/v2/apps/x`) on the first Marathon server of `ns`, as JSON.
+pub async fn marathon_get(
+    client: &Client,
+    http: &reqwest::Client,
+    ns: &str,
+    path: &str,
+) -> Result<serde_json::Value, String> {
+    let ip = role_ips(client, ns, "marathon")
+        .await?
+        .into_iter()
+        .next()
+        .ok_or("no Marathon pod with an IP")?;
+    http.get(format!("http://{ip}:8080{path}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -310,6 +310,71 @@ async fn deployments_locks_health_checks_and_placement() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let a = app(leader_port, "db").await.unwrap();
     assert_eq!(a["tasks"].as_array().unwrap().len(), 1);
+    // Resident: the disk is reserved and holds the task's volume at the master; a killed task
+    // comes back on its own reservation; only a wipe gives it a new volume.
+    let task = a["tasks"][0]["id"].as_str().unwrap().to_string();
+    let volume = a["tasks"][0]["localVolumes"][0]["persistenceId"].clone();
+    assert!(
+        volume.as_str().is_some_and(|v| v.starts_with("db#data#")),
+        "{a}"
+    );
+    let volumes_at_master = || async {
+        let r = post(
+            &format!("http://127.0.0.1:{}/api/v1", master.port),
+            &json!({"type": "GET_AGENTS"}),
+        )
+        .await
+        .unwrap();
+        let agents = r.json().unwrap()["get_agents"]["agents"].clone();
+        let mut out = Vec::new();
+        for ag in agents.as_array().unwrap() {
+            for r in ag["total_resources"].as_array().unwrap() {
+                if let Some(id) = r["disk"]["persistence"]["id"].as_str() {
+                    out.push((ag["agent_info"]["id"]["value"].clone(), json!(id)));
+                }
+            }
+        }
+        out
+    };
+    assert_eq!(
+        volumes_at_master().await,
+        vec![(agent0.clone(), volume.clone())]
+    );
+    let started = a["tasks"][0]["startedAt"].clone();
+    let tasks_url = format!("http://127.0.0.1:{leader_port}/v2/apps/db/tasks/{task}");
+    let r = send("DELETE", &format!("{tasks_url}?scale=true&wipe=true"), None).await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let r = send("DELETE", &tasks_url, None).await;
+    assert_eq!(r.status, 200);
+    eventually(
+        Duration::from_secs(15),
+        "the killed /db task back on its volume",
+        || async {
+            let a = app(leader_port, "db").await?;
+            let t = &a["tasks"][0];
+            let back = a["tasksRunning"] == 1
+                && t["slaveId"] == agent0
+                && t["localVolumes"][0]["persistenceId"] == volume
+                && t["startedAt"].is_string()
+                && t["startedAt"] != started;
+            back.then_some(())
+        },
+    )
+    .await;
+    let r = send("DELETE", &format!("{tasks_url}?wipe=true"), None).await;
+    assert_eq!(r.status, 200);
+    let wiped = eventually(
+        Duration::from_secs(20),
+        "a wiped /db instance on a new volume",
+        || async {
+            let a = app(leader_port, "db").await?;
+            let t = &a["tasks"][0];
+            let fresh = a["tasksRunning"] == 1 && t["localVolumes"][0]["persistenceId"] != volume;
+            fresh.then(|| t["localVolumes"][0]["persistenceId"].clone())
+        },
+    )
+    .await;
+    assert_eq!(volumes_at_master().await, vec![(agent0.clone(), wiped)]);
     assert_eq!(
         a["upgradeStrategy"],
         json!({"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.0})
@@ -331,6 +396,12 @@ async fn deployments_locks_health_checks_and_placement() {
         app(leader_port, "db").await.is_none().then_some(())
     })
     .await;
+    let released = eventually(
+        Duration::from_secs(10),
+        "the deleted app's volume destroyed",
+        || async { volumes_at_master().await.is_empty().then_some(()) },
+    );
+    released.await;
 
     // Scaling keeps running instances; validation and 404s have Marathon's bodies.
     let before: Vec<Value> = app(leader_port, "web").await.unwrap()["tasks"]
@@ -411,7 +482,8 @@ async fn deployments_locks_health_checks_and_placement() {
         },
     )
     .await;
-    assert!(deployments(standby).await.is_empty());
+    let left = deployments(standby).await;
+    assert!(left.is_empty(), "{left:?}");
     assert!(app(standby, "broken").await.is_none());
     let leader_port = standby;
 

@@ -12,6 +12,7 @@ pub mod apply;
 pub mod metrics;
 pub mod observe;
 pub mod plan;
+pub mod residency;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -152,6 +153,18 @@ pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, R
         let incarnation = chrono::Utc::now().timestamp_millis().to_string();
         plan::plan(&desired, &observed, state, &incarnation)
     };
+    // Agents holding persistent volumes keep their id unless the spec allows destroying them.
+    let held = residency::held(pool, &registrations);
+    let volumes_known = leader.is_ok() || cluster.is_none();
+    let gated = residency::gate(
+        plan,
+        volumes_known.then_some(&held),
+        pool.spec
+            .reconfiguration
+            .allow_destroying_persistent_volumes,
+    );
+    residency::announce(ctx, pool, &gated).await;
+    let plan = gated.plan;
 
     // Status first: a Replace step's checkpoint key is durable before its Pod goes.
     let rows = status::ledger(pool, &observed, &plan.steps, &info.hash());

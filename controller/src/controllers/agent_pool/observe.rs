@@ -141,7 +141,7 @@ pub fn observed(
 }
 
 /// The ordinal of one of the pool's agents from the host name it registered with.
-fn host_ordinal(pool: &MesosAgentPool, host: &str) -> Option<u32> {
+pub(super) fn host_ordinal(pool: &MesosAgentPool, host: &str) -> Option<u32> {
     let o = ordinal(host.split('.').next()?)?;
     (agent::fqdn(pool, o) == host).then_some(o)
 }
@@ -161,6 +161,7 @@ mod tests {
             drain: (!active).then_some(DrainState::Drained),
             resources: Vec::new(),
             attributes: Vec::new(),
+            volumes: Vec::new(),
         }
     }
 

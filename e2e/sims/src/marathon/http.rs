@@ -167,6 +167,17 @@ async fn kill_task(m: &Arc<Marathon>, app_id: &str, task_id: &str, params: &Para
             }
         }
     };
+    let wipe = flag(params, "wipe", false);
+    if wipe && flag(params, "scale", false) {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "You cannot use scale and wipe at the same time.",
+        );
+    }
+    if wipe {
+        m.wipe(&id, task_id).await;
+        return Json(json!({"task": task})).into_response();
+    }
     if flag(params, "scale", false) {
         if let Err(r) = m.lock_check(&id, flag(params, "force", false)) {
             return *r;

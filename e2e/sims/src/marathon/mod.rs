@@ -11,10 +11,12 @@ mod events;
 mod health;
 mod http;
 pub mod keystore;
+mod launch;
 pub mod placement;
 mod proxy;
 mod query;
 mod queue;
+mod resident;
 mod scheduler;
 mod store;
 mod tls;
@@ -66,6 +68,8 @@ pub struct Instance {
     pub state: String,
     pub launched: Instant,
     pub health: Vec<HealthState>,
+    /// The reservation a resident instance is bound to (`resident.rs`).
+    pub reservation: Option<resident::Reservation>,
 }
 
 #[derive(Clone, Debug)]

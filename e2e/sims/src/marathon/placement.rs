@@ -67,10 +67,18 @@ pub fn agents_from_get_agents(v: &Value) -> Vec<AgentView> {
             })
             .map(|r| (r.begin, r.end))
             .collect();
-        let mount_disks = total
-            .iter()
+        // Reserved disks (a resident task's, see `resident.rs`) are not offered for new ones.
+        let mount_disks = a["total_resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| {
+                r.get("reservations")
+                    .is_none_or(|x| x.as_array().is_none_or(Vec::is_empty))
+            })
+            .filter_map(|r| Resource::from_v1(r, "*").ok())
             .filter(|r| r.disk_source().is_some_and(|s| s.kind == "MOUNT"))
-            .map(Resource::to_v1)
+            .map(|r| r.to_v1())
             .collect();
         let attributes: Vec<Attribute> = a["agent_info"]["attributes"]
             .as_array()

@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use super::events;
 use super::health::{self, HealthState};
 use super::placement::{self, AgentView};
-use super::{AppState, Instance, Marathon, iso_now, queue};
+use super::resident::{RESERVED, Reservation};
+use super::{AppState, Instance, Marathon, iso_now};
 
 const TICK: Duration = Duration::from_millis(500);
 
@@ -37,20 +38,21 @@ fn healthy(app: &Value, i: &Instance) -> bool {
 }
 
 impl Marathon {
-    async fn agents(&self) -> Vec<AgentView> {
-        let Some(master) = self.mesos_master().await else {
-            return Vec::new();
-        };
-        let call = json!({"type": "GET_AGENTS"});
-        match self
-            .http
-            .post(
-                &format!("http://{master}/api/v1"),
-                &call,
-                Duration::from_secs(5),
-            )
+    /// `POST /api/v1` on the leading Mesos master.
+    pub(super) async fn master_api(
+        &self,
+        call: &Value,
+    ) -> Result<crate::http_client::Response, String> {
+        let master = self.mesos_master().await.ok_or("no leading master")?;
+        let url = format!("http://{master}/api/v1");
+        self.http
+            .post(&url, call, Duration::from_secs(5))
             .await
-        {
+            .map_err(|e| e.to_string())
+    }
+
+    async fn agents(&self) -> Vec<AgentView> {
+        match self.master_api(&json!({"type": "GET_AGENTS"})).await {
             Ok(r) if r.status == 200 => r
                 .json()
                 .map(|v| placement::agents_from_get_agents(&v))
@@ -83,7 +85,9 @@ impl Marathon {
             let mut a: Vec<String> = st
                 .apps
                 .values()
-                .flat_map(|app| app.instances.values().map(|i| i.agent_address.clone()))
+                .flat_map(|app| app.instances.values())
+                .filter(|i| i.state != RESERVED)
+                .map(|i| i.agent_address.clone())
                 .collect();
             a.sort();
             a.dedup();
@@ -92,7 +96,9 @@ impl Marathon {
         let reports = self.agent_tasks(addresses).await;
         let app_ids: Vec<String> = self.state().apps.keys().cloned().collect();
         for id in app_ids {
-            self.update_instances(&id, &reports);
+            for (agent_id, r) in self.update_instances(&id, &reports) {
+                self.release(&agent_id, &r).await;
+            }
             self.run_health_checks(&id);
             self.queue_track(&id);
             self.converge(&id, &agents).await;
@@ -100,14 +106,23 @@ impl Marathon {
         }
     }
 
-    fn update_instances(&self, id: &str, reports: &[(String, Option<Vec<Value>>)]) {
+    /// Returns the reservations of instances that are gone for good (wiped, app deleted).
+    fn update_instances(
+        &self,
+        id: &str,
+        reports: &[(String, Option<Vec<Value>>)],
+    ) -> Vec<(String, Reservation)> {
         let mut st = self.state();
         let Some(app) = st.apps.get_mut(id) else {
-            return;
+            return Vec::new();
         };
         let now = iso_now();
         let mut gone = Vec::new();
+        let mut released = Vec::new();
         for (task_id, inst) in app.instances.iter_mut() {
+            if inst.state == RESERVED {
+                continue;
+            }
             let report = reports
                 .iter()
                 .find(|(a, _)| *a == inst.agent_address)
@@ -143,7 +158,22 @@ impl Marathon {
             }
         }
         for (task_id, state, host, agent_id, version) in gone {
-            app.instances.remove(&task_id);
+            // A resident instance keeps its reservation and waits for its agent id.
+            let keep = !app.deleting
+                && app.instances[&task_id]
+                    .reservation
+                    .as_ref()
+                    .is_some_and(|r| !r.wipe);
+            if keep {
+                if let Some(i) = app.instances.get_mut(&task_id) {
+                    tracing::info!("{task_id} is {state}: Reserved on agent {agent_id}");
+                    i.state = RESERVED.into();
+                    i.started_at = None;
+                    i.health.clear();
+                }
+            } else if let Some(r) = app.instances.remove(&task_id).and_then(|i| i.reservation) {
+                released.push((agent_id.clone(), r));
+            }
             if state != "TASK_KILLED" {
                 app.failures += 1;
                 let base = app.def["backoffSeconds"].as_f64().unwrap_or(1.0);
@@ -159,6 +189,7 @@ impl Marathon {
                 }));
             }
         }
+        released
     }
 
     fn run_health_checks(self: &Arc<Self>, id: &str) {
@@ -255,7 +286,7 @@ impl Marathon {
             else {
                 return;
             };
-            if inst.state == "TASK_KILLING" {
+            if inst.state == "TASK_KILLING" || inst.state == RESERVED {
                 return;
             }
             inst.state = "TASK_KILLING".into();
@@ -289,10 +320,19 @@ impl Marathon {
             .unwrap_or(1.0);
         let min_healthy = (n as f64 * mhc).ceil() as usize;
         let max_capacity = n + (n as f64 * moc).floor() as usize;
+        if app.deleting {
+            self.expunge_reserved(id).await;
+        }
         let live: Vec<&Instance> = app
             .instances
             .values()
-            .filter(|i| i.state != "TASK_KILLING")
+            .filter(|i| i.state != "TASK_KILLING" && i.state != RESERVED)
+            .collect();
+        let reserved: Vec<String> = app
+            .instances
+            .values()
+            .filter(|i| i.state == RESERVED && !app.deleting)
+            .map(|i| i.task_id.clone())
             .collect();
         let (mut new, old): (Vec<&Instance>, Vec<&Instance>) =
             live.iter().partition(|i| i.version == app.config_version);
@@ -319,6 +359,15 @@ impl Marathon {
         let delayed = app.launch_delay_until.is_some_and(|t| Instant::now() < t);
         let mut running = keep_old + new.len().min(n);
         let mut to_launch = n.saturating_sub(new.len());
+        // Resident instances come back first, each only on its own agent id; one that cannot
+        // is waited for, never replaced elsewhere.
+        for task_id in reserved.iter().take(to_launch) {
+            to_launch -= 1;
+            if running < max_capacity.max(n) && !delayed && self.relaunch(id, task_id, agents).await
+            {
+                running += 1;
+            }
+        }
         while to_launch > 0 && running < max_capacity.max(n) && !delayed {
             if !self.launch_one(id, agents).await {
                 break;
@@ -338,9 +387,13 @@ impl Marathon {
             let current: Vec<&Instance> = app
                 .instances
                 .values()
-                .filter(|i| i.version == app.config_version)
+                .filter(|i| i.version == app.config_version && i.state != RESERVED)
                 .collect();
-            app.instances.len() == n
+            app.instances
+                .values()
+                .filter(|i| i.state != RESERVED)
+                .count()
+                == n
                 && current.len() == n
                 && current.iter().all(|i| healthy(&app.def, i))
         };
@@ -367,137 +420,23 @@ impl Marathon {
             st.apps.remove(id);
         }
     }
-
-    /// Places and launches one instance; false if no agent can take it now.
-    async fn launch_one(self: &Arc<Self>, id: &str, agents: &[AgentView]) -> bool {
-        let Some(app) = self.state().apps.get(id).cloned() else {
-            return false;
-        };
-        let placed: Vec<(String, serde_json::Map<String, Value>)> = app
-            .instances
-            .values()
-            .map(|i| (i.host.clone(), i.attributes.clone()))
-            .collect();
-        let constraints = app.def["constraints"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        // Ports are kept apart across agents (tests run several agents on one address); a
-        // MOUNT disk is a resource of one agent, so only instances there hold it (the same
-        // disk root on another agent is another disk).
-        let taken_ports: Vec<u64> = {
-            let st = self.state();
-            st.apps
-                .values()
-                .flat_map(|a| a.instances.values())
-                .flat_map(|i| i.ports.clone())
-                .collect()
-        };
-        for agent in agents {
-            if !placement::satisfies(&constraints, agent, &placed, agents) {
-                self.offer_declined(id, agent, vec!["UnfulfilledConstraint"]);
-                continue;
-            }
-            let taken_disks: Vec<Value> = {
-                let st = self.state();
-                st.apps
-                    .values()
-                    .flat_map(|a| a.instances.values())
-                    .filter(|i| i.agent_id == agent.id)
-                    .flat_map(|i| {
-                        i.resources
-                            .iter()
-                            .filter(|r| r.get("disk").is_some())
-                            .cloned()
-                    })
-                    .collect()
-            };
-            let Some(resources) = placement::claim(&app.def, agent, &taken_ports, &taken_disks)
-            else {
-                let reasons = queue::insufficient(&app.def, agent, &taken_ports, &taken_disks);
-                self.offer_declined(id, agent, reasons);
-                continue;
-            };
-            let ports: Vec<u64> = resources
-                .iter()
-                .filter(|r| r["name"] == "ports")
-                .flat_map(|r| r["ranges"]["range"].as_array().cloned().unwrap_or_default())
-                .filter_map(|r| r["begin"].as_u64())
-                .collect();
-            let task_id = format!(
-                "{}.{}",
-                id.trim_start_matches('/').replace('/', "_"),
-                uuid::Uuid::new_v4()
-            );
-            let command = app.def["cmd"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| {
-                    app.def["args"].as_array().map_or_else(String::new, |a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    })
-                });
-            let mut env: serde_json::Map<String, Value> = app.def["env"]
-                .as_object()
-                .map(|e| {
-                    e.iter()
-                        .filter(|(_, v)| v.is_string())
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            env.insert("MARATHON_APP_ID".into(), json!(id));
-            env.insert("MARATHON_APP_VERSION".into(), json!(app.config_version));
-            env.insert("HOST".into(), json!(agent.hostname));
-            let spec = json!({"task_id": task_id, "name": id, "framework_id": self.framework_id(),
-                              "framework_name": self.cfg.framework_name, "command": command,
-                              "resources": resources, "env": env});
-            let url = format!("http://{}/sim/tasks", agent.address);
-            match self.http.post(&url, &spec, Duration::from_secs(5)).await {
-                Ok(r) if r.status == 200 => {
-                    let inst = Instance {
-                        task_id: task_id.clone(),
-                        agent_id: agent.id.clone(),
-                        agent_address: agent.address.clone(),
-                        host: agent.hostname.clone(),
-                        attributes: agent.attributes.clone(),
-                        ports,
-                        resources,
-                        version: app.config_version.clone(),
-                        staged_at: iso_now(),
-                        started_at: None,
-                        state: "TASK_STAGING".into(),
-                        launched: Instant::now(),
-                        health: Vec::new(),
-                    };
-                    tracing::info!("Launched {task_id} on {}", agent.hostname);
-                    self.offer_used(id);
-                    if let Some(a) = self.state().apps.get_mut(id) {
-                        a.instances.insert(task_id, inst);
-                    }
-                    return true;
-                }
-                Ok(r) => tracing::info!(
-                    "agent {} refused {task_id}: {}",
-                    agent.address,
-                    String::from_utf8_lossy(&r.body)
-                ),
-                Err(e) => tracing::info!("agent {} unreachable: {e}", agent.address),
-            }
-        }
-        false
-    }
 }
 
 /// Task JSON of `/v2/apps/{id}` (`tasks[]`).
+/// A `Reserved` instance shows as `TASK_STAGING` (`Condition.toMesosTaskStateOrStaging`).
 pub fn task_json(app_id: &str, i: &Instance) -> Value {
+    let state = match i.state.as_str() {
+        RESERVED => "TASK_STAGING",
+        s => s,
+    };
+    let local_volumes = i
+        .reservation
+        .as_ref()
+        .map_or_else(Vec::new, |r| r.local_volumes.clone());
     json!({
         "id": i.task_id, "appId": app_id, "host": i.host, "ports": i.ports, "servicePorts": [],
-        "slaveId": i.agent_id, "state": i.state, "stagedAt": i.staged_at, "startedAt": i.started_at,
-        "version": i.version, "ipAddresses": [], "localVolumes": [],
+        "slaveId": i.agent_id, "state": state, "stagedAt": i.staged_at, "startedAt": i.started_at,
+        "version": i.version, "ipAddresses": [], "localVolumes": local_volumes,
         "healthCheckResults": i.health.iter().map(|h| h.to_json(&i.task_id)).collect::<Vec<_>>(),
     })
 }

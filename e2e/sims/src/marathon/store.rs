@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use super::resident::{RESERVED, Reservation};
 use super::{AppState, Deployment, Instance, State};
 use crate::zk::{Zk, ZkError};
 
@@ -47,7 +48,8 @@ pub fn records(state: &State, app_id: &str) -> BTreeMap<String, String> {
     for i in app.instances.values() {
         let record = json!({"task_id": i.task_id, "agent_id": i.agent_id, "agent_address": i.agent_address,
                             "host": i.host, "attributes": i.attributes, "ports": i.ports, "resources": i.resources,
-                            "version": i.version, "staged_at": i.staged_at, "started_at": i.started_at});
+                            "version": i.version, "staged_at": i.staged_at, "started_at": i.started_at,
+                            "reserved": i.state == RESERVED, "reservation": i.reservation.as_ref().map(Reservation::to_json)});
         out.insert(format!("instance@{e}@{}", i.task_id), record.to_string());
     }
     out
@@ -82,9 +84,13 @@ fn instance_from(v: &Value) -> Instance {
         version: s("version"),
         staged_at: s("staged_at"),
         started_at: v["started_at"].as_str().map(str::to_string),
-        state: "TASK_STAGING".into(),
+        state: match v["reserved"] == true {
+            true => RESERVED.into(),
+            false => "TASK_STAGING".into(),
+        },
         launched: Instant::now(),
         health: Vec::new(),
+        reservation: Reservation::from_json(&v["reservation"]),
     }
 }
 

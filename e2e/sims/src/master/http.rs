@@ -46,7 +46,7 @@ pub fn router(master: Arc<Master>) -> Router {
         .with_state(master)
 }
 
-fn text(status: StatusCode, body: impl Into<String>) -> Response {
+pub(super) fn text(status: StatusCode, body: impl Into<String>) -> Response {
     (status, body.into()).into_response()
 }
 
@@ -355,7 +355,7 @@ fn v1_agent(id: &str, rec: &AgentRecord, conn: Option<&AgentConn>, connected: bo
         "version": rec.info.version,
         "pid": rec.info.pid,
         "registered_time": {"nanoseconds": nanos},
-        "total_resources": rec.info.resources,
+        "total_resources": super::volumes::total_resources(rec),
         "allocated_resources": used,
         "offered_resources": [],
         "capabilities": rec.info.capabilities.iter().map(|c| json!({"type": c})).collect::<Vec<_>>(),
@@ -503,6 +503,9 @@ async fn api(
                 .await,
             )
         }
+        "RESERVE_RESOURCES" | "UNRESERVE_RESOURCES" | "CREATE_VOLUMES" | "DESTROY_VOLUMES" => {
+            super::volumes::operation(&m, &kind, &call).await
+        }
         "MARK_AGENT_GONE" => {
             let Some(id) = agent_id_of(&call, "mark_agent_gone") else {
                 return text(
@@ -556,10 +559,6 @@ const KNOWN_CALLS: &[&str] = &[
     "GET_ROLES",
     "GET_WEIGHTS",
     "UPDATE_WEIGHTS",
-    "RESERVE_RESOURCES",
-    "UNRESERVE_RESOURCES",
-    "CREATE_VOLUMES",
-    "DESTROY_VOLUMES",
     "GROW_VOLUME",
     "SHRINK_VOLUME",
     "GET_MAINTENANCE_STATUS",
@@ -722,6 +721,7 @@ async fn agent_register(State(m): M, uri: Uri, Json(req): Json<RegisterRequest>)
                     registered_time: now_secs(),
                     deactivated: false,
                     drain: None,
+                    reserved: Vec::new(),
                 },
             );
             Registration::Admitted(id)

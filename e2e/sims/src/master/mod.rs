@@ -9,6 +9,7 @@ mod log;
 mod network;
 pub mod registry;
 pub mod replica;
+mod volumes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

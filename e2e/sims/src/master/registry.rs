@@ -40,6 +40,10 @@ pub struct AgentRecord {
     pub registered_time: f64,
     pub deactivated: bool,
     pub drain: Option<Drain>,
+    /// Dynamically reserved MOUNT disks (v1 JSON with `reservations`), persistent volumes
+    /// among them (`disk.persistence`): see `volumes.rs`. They belong to this agent id.
+    #[serde(default)]
+    pub reserved: Vec<serde_json::Value>,
 }
 
 /// Log replicas seen as members (identity → last address), and those fenced: members

@@ -12,9 +12,8 @@ use tokio::sync::Mutex;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use mesos_operator::controllers::cluster::masters;
 use mesos_operator::crd::{MarathonApp, MesosAgentPool, MesosCluster};
-use mesos_operator::mesos::operator_api::{self, Agent, OperatorApi};
+use mesos_operator::mesos::operator_api::Agent;
 use serde_json::{Value, json};
 
 mod common;
@@ -52,33 +51,9 @@ async fn settled(
     }
 }
 
-/// The leading master's address, from the cluster's master Pods.
-async fn leader(client: &Client, http: &reqwest::Client) -> String {
-    let pods = Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&ListParams::default().labels("mesos.operator.dev/role=master"))
-        .await
-        .expect("master pods");
-    let addrs: Vec<String> = pods
-        .items
-        .iter()
-        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-        .map(|ip| format!("{ip}:{}", masters::PORT))
-        .collect();
-    operator_api::leader(http, &addrs).await.expect("a leader")
-}
-
 /// The agents the leading master lists, by host name.
 async fn registered(client: &Client, http: &reqwest::Client) -> BTreeMap<String, Vec<Agent>> {
-    let addr = leader(client, http).await;
-    let mut out: BTreeMap<String, Vec<Agent>> = BTreeMap::new();
-    for a in OperatorApi::new(http, addr)
-        .get_agents()
-        .await
-        .expect("GET_AGENTS")
-    {
-        out.entry(a.hostname.clone()).or_default().push(a);
-    }
-    out
+    common::agents::registered(client, http, NS).await
 }
 
 /// `(root, size)` of each MOUNT disk in v1 resources.

@@ -169,26 +169,7 @@ async fn check_agents(
 
 /// The Marathon app `web` as its one Marathon server reports it.
 async fn marathon_app(client: &Client, http: &reqwest::Client) -> Result<Value, String> {
-    let pods = Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&ListParams::default().labels("mesos.operator.dev/role=marathon"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let ip = pods
-        .items
-        .first()
-        .and_then(|p| p.status.as_ref()?.pod_ip.clone())
-        .ok_or("no Marathon pod with an IP")?;
-    let answer: Value = http
-        .get(format!(
-            "http://{ip}:8080/v2/apps/{NS}/web?embed=apps.tasks"
-        ))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(answer["app"].clone())
+    common::agents::marathon_app(client, http, NS, "web").await
 }
 
 /// A stateful app: two instances on different agents, each with a whole MOUNT disk.

@@ -40,3 +40,32 @@ pub async fn registered(
     }
     out
 }
+
+/// The Marathon app `/<ns>/<id>` with its tasks, as the first Marathon server reports it.
+pub async fn marathon_app(
+    client: &Client,
+    http: &reqwest::Client,
+    ns: &str,
+    id: &str,
+) -> Result<serde_json::Value, String> {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels("mesos.operator.dev/role=marathon"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let ip = pods
+        .items
+        .first()
+        .and_then(|p| p.status.as_ref()?.pod_ip.clone())
+        .ok_or("no Marathon pod with an IP")?;
+    let answer: serde_json::Value = http
+        .get(format!(
+            "http://{ip}:8080/v2/apps/{ns}/{id}?embed=apps.tasks"
+        ))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(answer["app"].clone())
+}

@@ -480,16 +480,22 @@ pub fn pod(
     }
 }
 
+/// The metadata of an object the whole pool shares (its Service, its budget): named
+/// `<pool>-agent`, labelled with the pool's selector, owned by the pool.
+pub fn pool_object_meta(pool: &MesosAgentPool) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(service_name(pool)),
+        namespace: pool.namespace(),
+        labels: Some(selector(pool)),
+        owner_references: pool.controller_owner_ref(&()).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
+}
+
 /// The pool's headless Service; not-ready agents are published too.
 pub fn service(pool: &MesosAgentPool) -> Service {
     Service {
-        metadata: ObjectMeta {
-            name: Some(service_name(pool)),
-            namespace: pool.namespace(),
-            labels: Some(selector(pool)),
-            owner_references: pool.controller_owner_ref(&()).map(|o| vec![o]),
-            ..ObjectMeta::default()
-        },
+        metadata: pool_object_meta(pool),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),

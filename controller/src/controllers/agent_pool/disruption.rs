@@ -10,24 +10,18 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::{Resource, ResourceExt};
+use kube::ResourceExt;
 
-use super::agent::{selector, service_name};
+use super::agent::{pool_object_meta, selector};
 use crate::crd::MesosAgentPool;
 
 /// The pool's budget: no eviction at all (`maxUnavailable: 0`); the pool's own
 /// `maxUnavailable` bounds the disruptions the operator makes.
 pub fn budget(pool: &MesosAgentPool) -> PodDisruptionBudget {
     PodDisruptionBudget {
-        metadata: ObjectMeta {
-            name: Some(service_name(pool)),
-            namespace: pool.namespace(),
-            labels: Some(selector(pool)),
-            owner_references: pool.controller_owner_ref(&()).map(|o| vec![o]),
-            ..ObjectMeta::default()
-        },
+        metadata: pool_object_meta(pool),
         spec: Some(PodDisruptionBudgetSpec {
             max_unavailable: Some(IntOrString::Int(0)),
             selector: Some(LabelSelector {
@@ -164,6 +158,14 @@ mod tests {
             panic!("{steps:?}");
         };
         assert_ne!(checkpoint_key, "k1", "a new agent id on the new node");
+        // Its new Pod placed on a cordoned node anyway, not registered yet: left to register
+        // (replacing it at once would churn Pods as fast as passes run).
+        let one = a.get_mut(&1).unwrap();
+        one.pod.as_mut().unwrap().created_ns = 30;
+        one.pod.as_mut().unwrap().ready = false;
+        a.get_mut(&2).unwrap().pod.as_mut().unwrap().cordoned = false;
+        let p = plan(&a, MasterState::Reachable);
+        assert!(p.steps.is_empty(), "{p:?}");
     }
 
     #[test]

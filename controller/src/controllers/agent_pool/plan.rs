@@ -231,7 +231,10 @@ pub fn plan(
         }
         let info_changed = pod.info.as_ref().map(AgentInfo::hash) != Some(want_hash.clone());
         let pod_changed = pod.pod_hash != d.pod_hash;
-        if !info_changed && !pod_changed && !pod.cordoned {
+        // Leaving a cordoned node: only an agent that serves there is drained; a Pod placed
+        // there anyway (a scheduler that ignores cordons) registers first, never a churn.
+        let evacuate = pod.cordoned && serving(a, master);
+        if !info_changed && !pod_changed && !evacuate {
             // Drained, but the spec it was drained for is gone (reverted, or a scale-down
             // undone): it runs nothing, so it comes back as a new agent rather than stay idle.
             let drained_here = a.master.as_ref().is_some_and(|m| {
@@ -264,7 +267,7 @@ pub fn plan(
             budget -= 1;
         }
         // Leaving a cordoned node takes a drain (the new Pod runs elsewhere, as a new agent).
-        let keep_id = !pod.cordoned
+        let keep_id = !evacuate
             && (!info_changed
                 || (d.additive
                     && pod

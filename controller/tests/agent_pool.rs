@@ -53,14 +53,7 @@ async fn settled(
 
 /// The agents the leading master lists, by host name.
 async fn registered(client: &Client, http: &reqwest::Client) -> BTreeMap<String, Vec<Agent>> {
-    let mut out: BTreeMap<String, Vec<Agent>> = BTreeMap::new();
-    for a in common::leading_master_agents(client, http, NS)
-        .await
-        .expect("GET_AGENTS")
-    {
-        out.entry(a.hostname.clone()).or_default().push(a);
-    }
-    out
+    common::agents::registered(client, http, NS).await
 }
 
 /// `(root, size)` of each MOUNT disk in v1 resources.
@@ -176,8 +169,7 @@ async fn check_agents(
 
 /// The Marathon app `web` as its one Marathon server reports it.
 async fn marathon_app(client: &Client, http: &reqwest::Client) -> Result<Value, String> {
-    let path = format!("/v2/apps/{NS}/web?embed=apps.tasks");
-    Ok(common::marathon_get(client, http, NS, &path).await?["app"].clone())
+    common::agents::marathon_app(client, http, NS, "web").await
 }
 
 /// A stateless app: two instances on different agents. (Marathon never moves a resident task

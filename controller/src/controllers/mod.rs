@@ -179,9 +179,7 @@ managed!(
     MesosAgentPool,
     "mesosagentpool",
     true,
-    // Not yet: with passes woken by every agent Pod change, one CI run counted four DRAIN_AGENT
-    // steps for three drained agents (a repeated, harmless drain) that is not understood yet.
-    false,
+    true,
     validation::agent_pool,
     agent_pool::reconcile,
     |s| s.phase.as_deref()
@@ -202,13 +200,21 @@ where
     S: Future<Output = ()> + Send + Sync + Clone + 'static,
 {
     futures::join!(
-        run_one::<MesosCluster, S>(ctx.clone(), shutdown.clone()),
-        run_one::<MesosAgentPool, S>(ctx.clone(), shutdown.clone()),
-        run_one::<MarathonApp, S>(ctx, shutdown),
+        run_one::<MesosCluster, S>(ctx.clone(), shutdown.clone(), None),
+        run_one::<MesosAgentPool, S>(
+            ctx.clone(),
+            shutdown.clone(),
+            Some(agent_pool::pools_of_cluster_pod)
+        ),
+        run_one::<MarathonApp, S>(ctx, shutdown, None),
     );
 }
 
-async fn run_one<K, S>(ctx: Arc<Context>, shutdown: S)
+/// Maps a Pod to the objects of kind `K` it concerns besides its owner (e.g. the agent pools of
+/// the cluster a ZooKeeper server belongs to), given every object of kind `K` in the cache.
+type Related<K> = fn(&Pod, &[Arc<K>]) -> Vec<ObjectRef<K>>;
+
+async fn run_one<K, S>(ctx: Arc<Context>, shutdown: S, related: Option<Related<K>>)
 where
     K: Managed,
     S: Future<Output = ()> + Send + Sync + 'static,
@@ -222,6 +228,14 @@ where
             .labels(MANAGED_BY_SELECTOR)
             .any_semantic();
         controller = controller.owns(pods, ours);
+    }
+    if let Some(related) = related {
+        let pods = Api::<Pod>::all(ctx.client.clone());
+        let ours = watcher::Config::default()
+            .labels(MANAGED_BY_SELECTOR)
+            .any_semantic();
+        let store = controller.store();
+        controller = controller.watches(pods, ours, move |pod| related(&pod, &store.state()));
     }
     controller
         .graceful_shutdown_on(shutdown)

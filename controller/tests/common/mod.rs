@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod agents;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

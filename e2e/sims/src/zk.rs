@@ -186,6 +186,12 @@ impl Zk {
         }
     }
 
+    /// Whether the session is over for good (expired, closed): this client will never
+    /// answer again and only a new session can.
+    pub fn session_terminated(&self) -> bool {
+        self.client.state_watcher().peek_state().is_terminated()
+    }
+
     /// Exits the process (fail-fast) once the session is lost, as Mesos' and
     /// Marathon's leaders do: `context` says what is given up.
     pub fn exit_on_session_loss(&self, context: &'static str) {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Binding, Pod};
+use k8s_openapi::api::core::v1::{Binding, Node, Pod};
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -529,10 +529,30 @@ async fn sync_once(
 
 /// Binds each unscheduled pod to a node that fits, or reports why none does.
 async fn schedule(ctx: &Ctx, nodes: &[NodeSpec], stopped: &BTreeSet<String>, pods: &[Pod]) {
+    // `kubectl cordon` sets the API object's `spec.unschedulable`; kube-scheduler places nothing
+    // there (its NodeUnschedulable filter), so neither does this scheduler.
+    let Ok(api_nodes) = Api::<Node>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+    else {
+        return;
+    };
+    let cordoned: BTreeSet<String> = api_nodes
+        .items
+        .iter()
+        .filter(|n| n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true))
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
     let candidates: Vec<_> = nodes
         .iter()
         .filter(|n| !stopped.contains(&n.name))
-        .map(|n| (n.object(), n.capacity()))
+        .map(|n| {
+            let mut node = n.object();
+            if cordoned.contains(&n.name) {
+                node.spec.get_or_insert_default().unschedulable = Some(true);
+            }
+            (node, n.capacity())
+        })
         .collect();
     let mut assigned: Vec<Pod> = pods
         .iter()

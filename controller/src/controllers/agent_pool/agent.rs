@@ -88,8 +88,41 @@ impl AgentInfo {
         }
     }
 
+    /// The hash of what Mesos compares with the checkpoint on restart: the agent's resources
+    /// (with their role) and attributes, the parts of `SlaveInfo` the pool controls
+    /// (`slave/compatibility.cpp`; host name and port are fixed per agent). It hashes the
+    /// [`canonical`](Self::canonical) text, not the serde form, so a field added to this struct
+    /// later changes no existing agent's hash as long as its default adds nothing to that
+    /// text. A different hash drains the agent or restarts it additively: a change here is an
+    /// upgrade that touches every agent (pinned by `controller/tests/golden_hashes.rs`; see
+    /// docs/agent-pools.md, "Upgrading the operator").
     pub fn hash(&self) -> String {
-        config_hash(&[&self.to_json()])
+        config_hash(&[&self.canonical()])
+    }
+
+    /// One line per resource and one for the attributes, in a fixed order, with numbers in
+    /// their shortest form (`1`, `0.5`).
+    pub fn canonical(&self) -> String {
+        let role = match self.role {
+            AgentRole::Private => "*",
+            AgentRole::Public => "slave_public",
+        };
+        let ports: Vec<String> = self.ports.iter().map(|(b, e)| format!("{b}-{e}")).collect();
+        let mut lines = vec![
+            format!("role={role}"),
+            format!("cpus={}", self.cpus),
+            format!("mem={}", self.mem_mb),
+            format!("ports=[{}]", ports.join(",")),
+            format!("disk={}", self.root_disk_mb),
+        ];
+        for (n, mb) in self.mount_disks_mb.iter().enumerate() {
+            lines.push(format!("disk(MOUNT:{MOUNT_ROOT}{n})={mb}"));
+        }
+        lines.push(format!(
+            "attributes={}",
+            self.attributes_flag().unwrap_or_default()
+        ));
+        lines.join("\n")
     }
 
     pub fn to_json(&self) -> String {
@@ -447,16 +480,22 @@ pub fn pod(
     }
 }
 
+/// The metadata of an object the whole pool shares (its Service, its budget): named
+/// `<pool>-agent`, labelled with the pool's selector, owned by the pool.
+pub fn pool_object_meta(pool: &MesosAgentPool) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(service_name(pool)),
+        namespace: pool.namespace(),
+        labels: Some(selector(pool)),
+        owner_references: pool.controller_owner_ref(&()).map(|o| vec![o]),
+        ..ObjectMeta::default()
+    }
+}
+
 /// The pool's headless Service; not-ready agents are published too.
 pub fn service(pool: &MesosAgentPool) -> Service {
     Service {
-        metadata: ObjectMeta {
-            name: Some(service_name(pool)),
-            namespace: pool.namespace(),
-            labels: Some(selector(pool)),
-            owner_references: pool.controller_owner_ref(&()).map(|o| vec![o]),
-            ..ObjectMeta::default()
-        },
+        metadata: pool_object_meta(pool),
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".into()),
             publish_not_ready_addresses: Some(true),

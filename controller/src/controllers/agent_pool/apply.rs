@@ -65,6 +65,18 @@ pub async fn execute(
     for step in steps {
         let result = run(ctx, pool, step, target).await;
         let ns = pool.namespace().unwrap_or_default();
+        match &result {
+            Ok(()) => tracing::info!(
+                namespace = %ns, pool = %pool.name_any(), step = step.reason(),
+                generation = pool.metadata.generation, resource_version = pool.resource_version(),
+                leader = target.leader, "{step}"
+            ),
+            Err(error) => tracing::warn!(
+                namespace = %ns, pool = %pool.name_any(), step = step.reason(),
+                generation = pool.metadata.generation, resource_version = pool.resource_version(),
+                leader = target.leader, %error, "{step} failed"
+            ),
+        }
         ctx.agent_pools
             .step(&ns, &pool.name_any(), step.reason(), result.is_ok());
         let event = Event {

@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod apply;
+pub mod disruption;
 pub mod metrics;
 pub mod observe;
 pub mod plan;
@@ -18,7 +19,8 @@ pub mod status;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -26,7 +28,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, Resource, ResourceExt};
 
 use super::cluster::member::{LABEL_CLUSTER, LABEL_ROLE, Role};
-use super::cluster::{masters, observe::ordinal, zookeeper};
+use super::cluster::{masters, zookeeper};
 use super::conditions::{self, ACCEPTED};
 use super::error::ReconcileError;
 use super::{Context, Managed, accept};
@@ -50,7 +52,22 @@ const CHANGING: Duration = Duration::from_secs(2);
 /// scale-down to 0) before its Pods and claims go, so no framework waits for their tasks.
 pub const FINALIZER: &str = "mesos.operator.dev/agent-pool";
 
-pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, ReconcileError> {
+pub async fn reconcile(cached: &MesosAgentPool, ctx: &Context) -> Result<Action, ReconcileError> {
+    // The ledger in status is the pool's only memory between passes (the checkpoint key a Pod
+    // must come back with). Passes are woken by Pod events that can overtake the watch event of
+    // this controller's own last status write, so the pool is read from the API server, never
+    // planned from the watch cache.
+    let ns = cached
+        .namespace()
+        .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
+    let Some(pool) = Api::<MesosAgentPool>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&cached.name_any())
+        .await
+        .map_err(kube("reading the MesosAgentPool"))?
+    else {
+        return Ok(Action::await_change());
+    };
+    let pool = &pool;
     // A deleted pool is emptied whatever its spec says; it needs only its objects and the master.
     let deleting = pool.metadata.deletion_timestamp.is_some();
     if !deleting && pool.validate().is_err() {
@@ -63,9 +80,6 @@ pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, R
     {
         accept::publish(pool, ctx, &accept::verdict(pool).0).await;
     }
-    let ns = pool
-        .namespace()
-        .ok_or(ReconcileError::MissingField("metadata.namespace"))?;
     if !deleting {
         if !pool.finalizers().iter().any(|f| f == FINALIZER) {
             let mut finalizers = pool.finalizers().to_vec();
@@ -83,23 +97,24 @@ pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, R
         .get_opt(&pool.spec.cluster_ref.name)
         .await
         .map_err(kube("reading the MesosCluster"))?;
-    let members = |role: Role| {
-        ListParams::default().labels(&format!(
-            "{LABEL_CLUSTER}={},{LABEL_ROLE}={}",
-            pool.spec.cluster_ref.name,
-            role.label()
-        ))
+    // The cluster's members, and its ZooKeeper ensemble as declared by the servers' identities
+    // (not by which Pods happen to run: agents read `--master` only when they start).
+    let of_cluster =
+        ListParams::default().labels(&format!("{LABEL_CLUSTER}={}", pool.spec.cluster_ref.name));
+    let (cluster_pods, cluster_claims) = match &cluster {
+        Some(_) => (
+            list::<Pod>(ctx, &ns, &of_cluster).await?,
+            list::<PersistentVolumeClaim>(ctx, &ns, &of_cluster).await?,
+        ),
+        None => (Vec::new(), Vec::new()),
     };
-    let mut zk: Vec<u32> = list::<Pod>(ctx, &ns, &members(Role::ZooKeeper))
-        .await?
+    let zk = match &cluster {
+        Some(mc) => observe::zookeeper_members(mc, &cluster_pods, &cluster_claims)?,
+        None => Vec::new(),
+    };
+    let master_addrs: Vec<String> = cluster_pods
         .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| ordinal(&p.name_any()))
-        .collect();
-    zk.sort_unstable();
-    let master_addrs: Vec<String> = list::<Pod>(ctx, &ns, &members(Role::Master))
-        .await?
-        .iter()
+        .filter(|p| p.labels().get(LABEL_ROLE).map(String::as_str) == Some(Role::Master.label()))
         .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
         .map(|ip| format!("{ip}:{}", masters::PORT))
         .collect();
@@ -112,7 +127,25 @@ pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, R
     } else {
         u32::try_from(pool.spec.replicas).unwrap_or(0)
     };
-    let observed = observe::observed(pool, replicas, &pods, &claims, &registrations);
+    let info = AgentInfo::of(pool);
+    let zk_connect = cluster
+        .as_ref()
+        .map(|mc| zookeeper::connect_string(mc, &zk))
+        .unwrap_or_default();
+    let flags = agent::flags(pool, &info, &zk_connect);
+    let pod_hash = agent::pod_hash(pool, &flags);
+    let nodes = Api::<Node>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(kube("listing the nodes"))?;
+    let cordoned = disruption::cordoned(&nodes.items);
+    let want = observe::Want {
+        info: &info,
+        pod_hash: &pod_hash,
+        zk_connect: &zk_connect,
+        cordoned: &cordoned,
+    };
+    let observed = observe::observed(pool, replicas, &want, &pods, &claims, &registrations);
     if deleting && observed.values().all(plan::Observed::is_empty) {
         let rest = pool.finalizers().iter().filter(|f| *f != FINALIZER);
         patch_finalizers(pool, ctx, &ns, rest.cloned().collect()).await?;
@@ -120,27 +153,28 @@ pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, R
     }
 
     // Plan.
-    let info = AgentInfo::of(pool);
-    let zk_connect = cluster
-        .as_ref()
-        .map(|mc| zookeeper::connect_string(mc, &zk))
-        .unwrap_or_default();
-    let flags = agent::flags(pool, &info, &zk_connect);
     let desired = plan::Desired {
         replicas,
         info: info.clone(),
-        pod_hash: agent::pod_hash(pool, &flags),
+        pod_hash: pod_hash.clone(),
         additive: pool.spec.reconfiguration.policy == ReconfigurationPolicy::Additive,
         max_unavailable: u32::try_from(pool.spec.reconfiguration.max_unavailable).unwrap_or(1),
     };
-    let plan = if !deleting && (cluster.is_none() || zk.is_empty()) {
+    // The first agents wait for the whole declared ensemble, so that their `--master` names
+    // every server (it is kept for as long as those servers remain members).
+    let declared = cluster.as_ref().map_or(0, |mc| {
+        usize::try_from(mc.spec.zookeeper.replicas).unwrap_or(0)
+    });
+    let first_agents = pods.is_empty() && zk.len() < declared;
+    let plan = if !deleting && (cluster.is_none() || zk.is_empty() || first_agents) {
         Plan {
             steps: Vec::new(),
             verdict: Verdict::Progressing {
                 reason: "WaitingForCluster",
                 message: format!(
-                    "MesosCluster {} does not exist or has no ZooKeeper server yet.",
-                    pool.spec.cluster_ref.name
+                    "MesosCluster {} does not exist or has {} of its {declared} ZooKeeper servers yet.",
+                    pool.spec.cluster_ref.name,
+                    zk.len()
                 ),
             },
         }
@@ -189,6 +223,10 @@ pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, R
         zk_connect: &zk_connect,
         leader: leader.as_deref(),
     };
+    if !plan.steps.is_empty() {
+        // What the steps were planned on, next to each step's own line (apply.rs).
+        tracing::info!(pool = %pool.name_any(), resource_version = pool.resource_version(), leader = target.leader, agents = ?observed, "planned {} step(s)", plan.steps.len());
+    }
     apply::execute(ctx, pool, &plan.steps, &target).await?;
     Ok(Action::requeue(
         if plan.verdict == Verdict::Done && leader.is_some() {
@@ -197,6 +235,26 @@ pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, R
             CHANGING
         },
     ))
+}
+
+/// The pools of the cluster a ZooKeeper server or master Pod belongs to: a member that starts,
+/// stops or turns ready wakes them (a changed ensemble, a leader to ask again) instead of their
+/// next timer.
+pub fn pools_of_cluster_pod(
+    pod: &Pod,
+    pools: &[std::sync::Arc<MesosAgentPool>],
+) -> Vec<kube::runtime::reflector::ObjectRef<MesosAgentPool>> {
+    let labels = pod.labels();
+    let role = labels.get(LABEL_ROLE).map(String::as_str);
+    let member = [Role::ZooKeeper, Role::Master].map(|r| Some(r.label()));
+    let Some(cluster) = labels.get(LABEL_CLUSTER).filter(|_| member.contains(&role)) else {
+        return Vec::new();
+    };
+    pools
+        .iter()
+        .filter(|p| p.namespace() == pod.namespace() && &p.spec.cluster_ref.name == cluster)
+        .map(|p| kube::runtime::reflector::ObjectRef::from_obj(p.as_ref()))
+        .collect()
 }
 
 /// The leading master's address and its registered agents.
@@ -280,6 +338,8 @@ async fn shared_objects(
 ) -> Result<(), ReconcileError> {
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
     server_side_apply(&services, &agent::service(pool)).await?;
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), ns);
+    server_side_apply(&budgets, &disruption::budget(pool)).await?;
     if pool.spec.storage_class_name.is_none() {
         objects::azure_storage_classes(&ctx.client)
             .await

@@ -11,8 +11,8 @@ use super::agent::{
 };
 use super::plan::{MasterView, Observed, PodView};
 use crate::controllers::cluster::member::LABEL_MEMBER;
-use crate::controllers::cluster::observe::ordinal;
-use crate::crd::MesosAgentPool;
+use crate::controllers::cluster::observe::{self as cluster_observe, ObserveError, ordinal};
+use crate::crd::{MesosAgentPool, MesosCluster};
 use crate::mesos::operator_api::Agent;
 
 /// The agent container's name in the Pod.
@@ -48,6 +48,7 @@ pub fn pod_view(pod: &Pod) -> PodView {
         terminating: pod.metadata.deletion_timestamp.is_some(),
         ready: container.is_some_and(|c| c.ready),
         crash: container.and_then(crash),
+        cordoned: false,
     }
 }
 
@@ -103,10 +104,78 @@ pub fn by_hostname(agents: &[Agent]) -> BTreeMap<String, (MasterView, Vec<String
         .collect()
 }
 
+/// The cluster's ZooKeeper ensemble by server ordinal, as the operator manages it: every server
+/// identity that has a Pod or a claim and is not fenced (the same list the masters' `--zk` is
+/// built from). A server restarting in a roll stays a member, so only a membership change (a
+/// server added, or fenced for its removal or replacement) changes it; whether its Pod exists,
+/// runs or is being deleted does not.
+pub fn zookeeper_members(
+    mc: &MesosCluster,
+    pods: &[Pod],
+    claims: &[PersistentVolumeClaim],
+) -> Result<Vec<u32>, ObserveError> {
+    let cluster = cluster_observe::observed(mc, pods, claims, &BTreeMap::new())?;
+    let mut members: Vec<u32> = cluster.zookeeper.live().map(|m| m.ordinal).collect();
+    members.sort_unstable();
+    Ok(members)
+}
+
+/// The ZooKeeper servers (`host:port`) an agent Pod's `--master=zk://.../mesos` names.
+pub fn master_servers(pod: &Pod) -> Option<Vec<String>> {
+    let args = pod
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == CONTAINER)?;
+    let master = args
+        .args
+        .iter()
+        .flatten()
+        .find_map(|a| a.strip_prefix("--master=zk://"))?;
+    let servers = master.split('/').next()?;
+    Some(servers.split(',').map(str::to_string).collect())
+}
+
+/// What the agents' Pods should run with, for comparing a Pod with the spec.
+pub struct Want<'a> {
+    pub info: &'a AgentInfo,
+    /// The Pod hash of a Pod created now (its `--master` names the current members).
+    pub pod_hash: &'a str,
+    /// The current members' connect string (`host:port,...`).
+    pub zk_connect: &'a str,
+    /// The nodes marked unschedulable.
+    pub cordoned: &'a std::collections::BTreeSet<String>,
+}
+
+/// How the planner sees `pod`: its Pod hash counts as current when the Pod differs from the
+/// spec only by a `--master` list whose servers are all still members. An agent reads
+/// `--master` only when it starts and keeps working while any server it names serves, so a
+/// ZooKeeper roll or a grow restarts no agent; an agent is restarted with the new list only
+/// once a server it names has left the ensemble.
+pub fn planner_pod_view(pool: &MesosAgentPool, pod: &Pod, want: &Want<'_>) -> PodView {
+    let mut view = pod_view(pod);
+    view.cordoned = super::disruption::on_cordoned_node(pod, want.cordoned);
+    if view.pod_hash == want.pod_hash {
+        return view;
+    }
+    let members: Vec<&str> = want.zk_connect.split(',').collect();
+    let kept = master_servers(pod)
+        .filter(|servers| servers.iter().all(|s| members.contains(&s.as_str())))
+        .map(|servers| servers.join(","));
+    if let Some(own) = kept
+        && agent::pod_hash(pool, &agent::flags(pool, want.info, &own)) == view.pod_hash
+    {
+        view.pod_hash = want.pod_hash.to_string();
+    }
+    view
+}
+
 /// Every ordinal the pool has anything of, plus `1..=replicas`.
 pub fn observed(
     pool: &MesosAgentPool,
     replicas: u32,
+    want: &Want<'_>,
     pods: &[Pod],
     claims: &[PersistentVolumeClaim],
     agents: &[Agent],
@@ -115,7 +184,7 @@ pub fn observed(
         (1..=replicas).map(|o| (o, Observed::default())).collect();
     for pod in pods {
         if let Some(o) = member_ordinal(pool, pod.labels()) {
-            out.entry(o).or_default().pod = Some(pod_view(pod));
+            out.entry(o).or_default().pod = Some(planner_pod_view(pool, pod, want));
         }
     }
     for claim in claims {
@@ -178,6 +247,51 @@ mod tests {
         assert!(hosts["b"].1.is_empty());
         let not_yet = [agent("S1", "a", 1, false), agent("S4", "a", 4, false)];
         assert!(by_hostname(&not_yet)["a"].1.is_empty());
+    }
+
+    #[test]
+    fn a_master_list_naming_members_only_is_current_one_naming_a_removed_server_is_not() {
+        let pool: MesosAgentPool = serde_json::from_value(serde_json::json!({
+            "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosAgentPool",
+            "metadata": {"name": "private", "namespace": "dcos", "uid": "u1"},
+            "spec": {"clusterRef": {"name": "prod"},
+                     "disks": [{"mountPath": "/var/lib/mesos/slave", "tier": "P10"}]}
+        }))
+        .unwrap();
+        let info = AgentInfo::of(&pool);
+        let pod = agent::pod(&pool, 1, &info, "zk-1:2181,zk-2:2181,zk-3:2181", "k");
+        assert_eq!(
+            master_servers(&pod).unwrap(),
+            ["zk-1:2181", "zk-2:2181", "zk-3:2181"]
+        );
+        let cordoned = std::collections::BTreeSet::new();
+        let view = |members: &str| {
+            let hash = agent::pod_hash(&pool, &agent::flags(&pool, &info, members));
+            let want = Want {
+                info: &info,
+                pod_hash: &hash,
+                zk_connect: members,
+                cordoned: &cordoned,
+            };
+            (planner_pod_view(&pool, &pod, &want).pod_hash, hash)
+        };
+        // Grown to 5 servers (or the same 3, rolled): nothing to restart.
+        let (seen, want) = view("zk-1:2181,zk-2:2181,zk-3:2181,zk-4:2181,zk-5:2181");
+        assert_eq!(seen, want);
+        // Server 3 left the ensemble: the agent must get a list without it.
+        let (seen, want) = view("zk-1:2181,zk-2:2181,zk-4:2181");
+        assert_ne!(seen, want);
+        // Any other difference still counts.
+        let mut other = pool.clone();
+        other.spec.image = "mesos-agent:1.12".into();
+        let hash = agent::pod_hash(&other, &agent::flags(&other, &info, "zk-1:2181"));
+        let want = Want {
+            info: &info,
+            pod_hash: &hash,
+            zk_connect: "zk-1:2181,zk-2:2181,zk-3:2181",
+            cordoned: &cordoned,
+        };
+        assert_ne!(planner_pod_view(&other, &pod, &want).pod_hash, hash);
     }
 
     #[test]

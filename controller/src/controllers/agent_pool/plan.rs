@@ -25,6 +25,8 @@ pub struct Desired {
 pub struct PodView {
     /// The agent info it runs with (`None` when its annotation is unreadable).
     pub info: Option<AgentInfo>,
+    /// Its Pod hash; the observe stage counts a Pod whose only difference is a `--master` that
+    /// still names members only as current (see `observe::planner_pod_view`).
     pub pod_hash: String,
     pub checkpoint_key: String,
     /// When the Pod was created (ns since the epoch): a registration older than the Pod
@@ -35,6 +37,8 @@ pub struct PodView {
     pub ready: bool,
     /// The agent container keeps crashing: its last termination message (may be empty).
     pub crash: Option<String>,
+    /// Its node is cordoned (a node drain): the agent leaves it through `DRAIN_AGENT`.
+    pub cordoned: bool,
 }
 
 /// The agent as the leading master lists it (the newest registration under its host name).
@@ -227,7 +231,10 @@ pub fn plan(
         }
         let info_changed = pod.info.as_ref().map(AgentInfo::hash) != Some(want_hash.clone());
         let pod_changed = pod.pod_hash != d.pod_hash;
-        if !info_changed && !pod_changed {
+        // Leaving a cordoned node: only an agent that serves there is drained; a Pod placed
+        // there anyway (a scheduler that ignores cordons) registers first, never a churn.
+        let evacuate = pod.cordoned && serving(a, master);
+        if !info_changed && !pod_changed && !evacuate {
             // Drained, but the spec it was drained for is gone (reverted, or a scale-down
             // undone): it runs nothing, so it comes back as a new agent rather than stay idle.
             let drained_here = a.master.as_ref().is_some_and(|m| {
@@ -259,13 +266,20 @@ pub fn plan(
         if !started {
             budget -= 1;
         }
-        let keep_id = !info_changed
-            || (d.additive
-                && pod
-                    .info
-                    .as_ref()
-                    .is_some_and(|old| d.info.only_adds_to(old)));
+        // Leaving a cordoned node takes a drain (the new Pod runs elsewhere, as a new agent).
+        let keep_id = !evacuate
+            && (!info_changed
+                || (d.additive
+                    && pod
+                        .info
+                        .as_ref()
+                        .is_some_and(|old| d.info.only_adds_to(old))));
         if keep_id {
+            // A restart is disruptive too: never without a master that shows it is back.
+            if master != MasterState::Reachable {
+                waits.push(no_master(&name));
+                continue;
+            }
             steps.push(Step::Replace {
                 ordinal,
                 checkpoint_key: pod.checkpoint_key.clone(),
@@ -512,6 +526,7 @@ mod tests {
                 terminating: false,
                 ready: true,
                 crash: None,
+                cordoned: false,
             }),
             master: Some(MasterView {
                 agent_id: format!("S{ordinal}"),

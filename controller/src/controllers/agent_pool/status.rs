@@ -218,6 +218,7 @@ mod tests {
                 terminating: false,
                 ready: true,
                 crash: None,
+                cordoned: false,
             }),
             master: Some(MasterView {
                 agent_id: format!("id-{key}"),

@@ -119,11 +119,29 @@ impl Agent {
         })
     }
 
+    /// A new session once the old one is over: an agent keeps detecting the leader across
+    /// ZooKeeper outages, as Mesos' group does (`src/zookeeper/group.cpp`, `GroupProcess::expired`
+    /// starts a new session), unlike masters and Marathon, which exit.
+    async fn renew_session(&self, zk: &mut Option<Zk>) {
+        let (Some(old), MasterAddress::Zk(url)) = (zk.as_ref(), &self.cfg.master) else {
+            return;
+        };
+        if !old.session_terminated() {
+            return;
+        }
+        tracing::info!("ZooKeeper session expired; starting a new one");
+        match Zk::connect(url, self.cfg.zk_session_timeout, Duration::from_secs(10)).await {
+            Ok(new) => *zk = Some(new),
+            Err(e) => tracing::info!("ZooKeeper still unreachable: {e}"),
+        }
+    }
+
     /// Registers (or re-registers) with whichever master leads, until it succeeds.
-    async fn register(&self, zk: Option<&Zk>) {
+    async fn register(&self, zk: &mut Option<Zk>) {
         self.rt().registered = false;
         loop {
-            if let Some(master) = self.detect(zk).await {
+            self.renew_session(zk).await;
+            if let Some(master) = self.detect(zk.as_ref()).await {
                 match self
                     .contact(&master, "/sim/agent/register", &self.registration_body())
                     .await
@@ -159,7 +177,7 @@ impl Agent {
     }
 
     /// Pings the master with the task list; reacts to drains and leader changes.
-    async fn ping_loop(self: Arc<Self>, zk: Option<Zk>) {
+    async fn ping_loop(self: Arc<Self>, mut zk: Option<Zk>) {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let (master, id) = {
@@ -167,14 +185,14 @@ impl Agent {
                 (rt.master.clone(), rt.agent_id.clone())
             };
             let (Some(master), Some(id)) = (master, id) else {
-                self.register(zk.as_ref()).await;
+                self.register(&mut zk).await;
                 continue;
             };
             let body = json!({"agent_id": id, "tasks": self.tasks.to_json(&id)});
             match self.contact(&master, "/sim/agent/ping", &body).await {
                 Contact::Ok(v) => self.apply_drain(&v["drain"]),
                 Contact::Shutdown(why) => self.shutdown(&master, &why),
-                Contact::Reregister => self.register(zk.as_ref()).await,
+                Contact::Reregister => self.register(&mut zk).await,
                 Contact::Retry => {}
             }
         }
@@ -230,7 +248,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
         .map_err(|e| AgentError::Bind(bind.clone(), e))?;
-    let zk = match &cfg.master {
+    let mut zk = match &cfg.master {
         MasterAddress::Zk(url) => {
             Some(Zk::connect(url, cfg.zk_session_timeout, Duration::from_secs(60)).await?)
         }
@@ -251,7 +269,7 @@ pub async fn run(cfg: AgentConfig) -> Result<(), AgentError> {
     });
     let server = tokio::spawn(axum::serve(listener, http::router(agent.clone())).into_future());
     tracing::info!("Agent listening on {bind}");
-    agent.register(zk.as_ref()).await;
+    agent.register(&mut zk).await;
     tokio::spawn(agent.clone().ping_loop(zk));
     match server.await {
         Ok(Ok(())) => Ok(()),

@@ -225,9 +225,9 @@ impl<C: Clone + PartialEq> RoleView<'_, C> {
     }
 
     /// An acknowledged recovery is under way: every member it names as lost is fenced, its
-    /// source is live, and no live member serves (the survivors cannot form a quorum of the
-    /// configuration they run with). Then the survivors are restarted into an ensemble of their
-    /// own, without waiting for each other, since none of them can ever catch up otherwise.
+    /// source is live and every live member has its volume. The role then checks that the
+    /// survivors cannot form a quorum of the configuration they run with, and restarts them
+    /// into an ensemble of their own, without waiting for each other.
     pub fn recovering(&self) -> bool {
         let Some(ack) = self.recover_from else {
             return false;
@@ -235,8 +235,8 @@ impl<C: Clone + PartialEq> RoleView<'_, C> {
         let live = self.live();
         !ack.lost.is_empty()
             && ack.lost.iter().all(|n| self.ensemble.fenced(n))
-            && live.iter().any(|m| m.name == ack.member && m.volume)
-            && live.iter().all(|m| m.volume && !healthy(m))
+            && live.iter().any(|m| m.name == ack.member)
+            && live.iter().all(|m| m.volume)
     }
 
     /// The recovery's next restart: the first survivor whose pod does not run `config`.

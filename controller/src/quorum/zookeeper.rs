@@ -4,7 +4,7 @@
 
 use super::decision::{BlockReason, WaitReason};
 use super::invariants::majorities_intersect;
-use super::step::{DataQuorum, RoleView, Step};
+use super::step::{DataQuorum, RoleView, Step, healthy};
 use super::types::{Ensemble, Member, Role, ServerList, ZooKeeperTarget};
 
 pub(crate) fn step(view: &RoleView<'_, ServerList>, target: &ZooKeeperTarget) -> Step<ServerList> {
@@ -26,9 +26,21 @@ pub(crate) fn step(view: &RoleView<'_, ServerList>, target: &ZooKeeperTarget) ->
             config: ServerList { servers },
         };
     }
-    if view.recovering() && lists_name_fenced(view, &live) {
+    if view.recovering() && !live.iter().any(|m| healthy(m)) && lists_name_fenced(view, &live) {
         // An acknowledged recovery: the survivors' lists still name fenced servers whose
-        // majority they cannot reach; restart them with a list of their own.
+        // majority they cannot reach; restart them with a list of their own. A lone survivor
+        // would run standalone, which never grows (no election port): it is paired with a
+        // fresh, empty server first, which syncs from it.
+        if live.len() == 1 && target.replicas > 1 {
+            let mut servers = names(&live).servers;
+            let (name, ordinal) = view.fresh(0);
+            servers.push(name.clone());
+            return Step::Create {
+                name,
+                ordinal,
+                config: ServerList { servers },
+            };
+        }
         if let Some(step) = view.recover(&names(&live)) {
             return step;
         }

@@ -245,3 +245,111 @@ pub async fn persist(
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::controllers::cluster::{desired, test_cluster};
+    use crate::quorum::{Tombstone, WaitReason};
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 4, 17, 0, 0).unwrap()
+    }
+
+    fn lost(role: Role) -> Decision {
+        Decision::Blocked(BlockReason::QuorumDataLost {
+            role,
+            lost: vec!["prod-zookeeper-1".into(), "prod-zookeeper-2".into()],
+            survivors: vec!["prod-zookeeper-3".into()],
+        })
+    }
+
+    fn remove(name: &str) -> Decision {
+        Decision::RemoveMember {
+            role: Role::ZooKeeper,
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_recovery_is_recorded_once_when_it_lifts_the_refusal() {
+        let mut mc = test_cluster(serde_json::json!({"zookeeper": {"recoverFrom": {
+            "member": "prod-zookeeper-3", "lost": ["prod-zookeeper-1", "prod-zookeeper-2"]}}}));
+        mc.metadata.generation = Some(4);
+        let o = Observed::default();
+        let got = changes(
+            &mc,
+            &remove("prod-zookeeper-1"),
+            &lost(Role::ZooKeeper),
+            &o,
+            None,
+            now(),
+        );
+        let [Change::Append(r)] = got.as_slice() else {
+            panic!("{got:?}")
+        };
+        assert_eq!(
+            (
+                r.kind.as_str(),
+                r.member.as_deref(),
+                r.generation,
+                r.lost.len()
+            ),
+            (RECOVERY_FROM, Some("prod-zookeeper-3"), Some(4), 2)
+        );
+        // Not when the refusal would not have happened (an ordinary replacement), nor twice.
+        let ordinary = Decision::Wait(WaitReason::NoLeader {
+            role: Role::ZooKeeper,
+        });
+        assert!(changes(&mc, &remove("prod-zookeeper-1"), &ordinary, &o, None, now()).is_empty());
+        mc.status.get_or_insert_default().recoveries.push(r.clone());
+        let again = changes(
+            &mc,
+            &remove("prod-zookeeper-2"),
+            &lost(Role::ZooKeeper),
+            &o,
+            None,
+            now(),
+        );
+        assert!(again.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn a_log_wipe_is_spent_by_its_record_and_rearmed_once_seen_false() {
+        let mut mc = test_cluster(serde_json::json!({"masters": {"acknowledgeLogWipe": true}}));
+        assert!(desired::log_wipe_acknowledged(&mc));
+        let mut o = Observed::default();
+        o.masters.tombstones.push(Tombstone {
+            name: "prod-master-1".into(),
+            ordinal: 1,
+        });
+        let op = Operation {
+            role: Role::Master,
+            kind: OperationKind::Bootstrap,
+            target: desired::desired(&mc, &[1]),
+            step: 0,
+            started_at: now(),
+            deadline: now(),
+        };
+        let got = changes(&mc, &Decision::Done, &Decision::Done, &o, Some(&op), now());
+        let [Change::Append(r)] = got.as_slice() else {
+            panic!("{got:?}")
+        };
+        assert_eq!(r.kind, RECOVERY_LOG_WIPE);
+        mc.status.get_or_insert_default().recoveries.push(r.clone());
+        assert!(
+            !desired::log_wipe_acknowledged(&mc),
+            "spent while still true"
+        );
+        assert!(changes(&mc, &Decision::Done, &Decision::Done, &o, Some(&op), now()).is_empty());
+        // Seen false: re-armed; true again then acknowledges one more wipe.
+        mc.spec.masters.acknowledge_log_wipe = false;
+        let got = changes(&mc, &Decision::Done, &Decision::Done, &o, None, now());
+        assert_eq!(got, [Change::Rearm(0)]);
+        mc.status.as_mut().unwrap().recoveries[0].rearmed = true;
+        mc.spec.masters.acknowledge_log_wipe = true;
+        assert!(desired::log_wipe_acknowledged(&mc));
+    }
+}

@@ -154,7 +154,7 @@ fn quorum_recover_from_must_name_this_loss() {
 }
 
 #[test]
-fn quorum_zookeeper_recovery_restarts_the_survivor_alone() {
+fn quorum_zookeeper_recovery_pairs_the_survivor_with_a_fresh_server() {
     let mut d = desired((3, 2), 3);
     d.zookeeper.recover_from = ack(zk_name(3), vec![zk_name(1), zk_name(2)]);
     let mut o = zk_lost(&[]);
@@ -165,35 +165,55 @@ fn quorum_zookeeper_recovery_restarts_the_survivor_alone() {
             ordinal: n,
         });
     }
-    // The survivor cannot serve: its list still names the fenced servers.
+    // The survivor cannot serve: its list still names the fenced servers. Alone it would run
+    // standalone and never grow, so a fresh server listing both comes first.
     let pod = o.zookeeper.members[0].pod.as_mut().expect("pod");
     pod.health = Health::Serving {
         recovered: false,
         leader: false,
     };
     let op = zk_op(&desired((3, 2), 3));
-    assert_eq!(
-        plan(&d, &o, Some(&op), clock()),
-        Decision::RestartMember {
-            role: Role::ZooKeeper,
-            name: zk_name(3),
-            config: MemberConfig::ZooKeeper {
-                servers: vec![zk_name(3)]
-            },
-        }
-    );
-    // Once it serves alone, the ensemble grows back as usual.
-    let pod = o.zookeeper.members[0].pod.as_mut().expect("pod");
-    pod.config.servers = vec![zk_name(3)];
-    pod.health = healthy(true);
+    let pair = || MemberConfig::ZooKeeper {
+        servers: vec![zk_name(3), zk_name(4)],
+    };
     assert_eq!(
         plan(&d, &o, Some(&op), clock()),
         Decision::CreateMember {
             role: Role::ZooKeeper,
             name: zk_name(4),
             ordinal: 4,
+            config: pair(),
+        }
+    );
+    // Then the survivor is restarted with the pair's list, without waiting for the empty one.
+    let mut fresh = o.zookeeper.members[0].clone();
+    fresh.name = zk_name(4);
+    fresh.ordinal = 4;
+    let pod = fresh.pod.as_mut().expect("pod");
+    pod.config.servers = vec![zk_name(3), zk_name(4)];
+    o.zookeeper.members.push(fresh);
+    assert_eq!(
+        plan(&d, &o, Some(&op), clock()),
+        Decision::RestartMember {
+            role: Role::ZooKeeper,
+            name: zk_name(3),
+            config: pair(),
+        }
+    );
+    // Once both serve, the ensemble grows back as usual.
+    for (i, m) in o.zookeeper.members.iter_mut().enumerate() {
+        let pod = m.pod.as_mut().expect("pod");
+        pod.config.servers = vec![zk_name(3), zk_name(4)];
+        pod.health = healthy(i == 0);
+    }
+    assert_eq!(
+        plan(&d, &o, Some(&op), clock()),
+        Decision::CreateMember {
+            role: Role::ZooKeeper,
+            name: zk_name(5),
+            ordinal: 5,
             config: MemberConfig::ZooKeeper {
-                servers: vec![zk_name(3), zk_name(4)]
+                servers: vec![zk_name(3), zk_name(4), zk_name(5)]
             },
         }
     );

@@ -11,34 +11,20 @@
 //! - a second loss of 2 of 3 ZooKeeper claims, with the first acknowledgement still in the
 //!   spec: refused again.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use mesos_operator::crd::MesosCluster;
 use serde_json::json;
 use zookeeper_client as zkc;
 
 mod common;
-use common::{create_cluster, eventually, master_pods, start_operator, wait_phase};
+use common::{create_cluster, eventually, master_pods, role_pods, start_operator, wait_phase};
 
 const NS: &str = "majority";
 const ZNODE: &str = "/majority-witness";
-
-/// `role`'s pods of `prod`, by name, with their uid.
-async fn pods(client: &Client, role: &str) -> BTreeMap<String, String> {
-    let lp = ListParams::default().labels(&format!("mesos.operator.dev/role={role}"));
-    Api::<Pod>::namespaced(client.clone(), NS)
-        .list(&lp)
-        .await
-        .expect("pods")
-        .items
-        .into_iter()
-        .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
-        .collect()
-}
 
 /// Deletes the claims as `kubectl delete pvc --wait=false` would: they stay Terminating while
 /// their pods use them.
@@ -75,8 +61,8 @@ fn degraded(mc: &MesosCluster) -> Option<(String, String)> {
 /// the cluster was touched: the same pods (uids), the claims still there, no new tombstone.
 async fn refused(client: &Client, clusters: &Api<MesosCluster>, lost: &[String]) {
     let before = (
-        pods(client, "zookeeper").await,
-        pods(client, "master").await,
+        role_pods(client, NS, "zookeeper").await,
+        role_pods(client, NS, "master").await,
     );
     let tombstones = |mc: &MesosCluster| mc.status.clone().unwrap_or_default().tombstones;
     let fenced = tombstones(&clusters.get("prod").await.expect("cluster"));
@@ -98,8 +84,8 @@ async fn refused(client: &Client, clusters: &Api<MesosCluster>, lost: &[String])
     .await;
     tokio::time::sleep(Duration::from_secs(12)).await;
     let after = (
-        pods(client, "zookeeper").await,
-        pods(client, "master").await,
+        role_pods(client, NS, "zookeeper").await,
+        role_pods(client, NS, "master").await,
     );
     assert_eq!(before, after, "no pod deleted or restarted");
     let claims: Vec<String> = lost.iter().map(|n| claim_of(n)).collect();

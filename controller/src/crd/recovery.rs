@@ -22,11 +22,11 @@ pub struct RecoverFrom {
 
 impl RecoverFrom {
     /// The planner's copy.
-    pub fn target(&self) -> crate::quorum::RecoverFrom {
-        crate::quorum::RecoverFrom {
+    pub fn target(&self) -> Box<crate::quorum::RecoverFrom> {
+        Box::new(crate::quorum::RecoverFrom {
             member: self.member.clone(),
             lost: self.lost.clone(),
-        }
+        })
     }
 }
 

@@ -116,14 +116,14 @@ fn role_step(
         Role::Master => {
             let mut view = ctx.view(role, &observed.masters, &live.masters.config_hash);
             view.wipe_acknowledged = live.masters.acknowledge_log_wipe;
-            view.recover_from = live.masters.recover_from.as_ref();
+            view.recover_from = live.masters.recover_from.as_deref();
             map(masters::step(&view, &target.masters), |f| {
                 MemberConfig::Master { quorum: f.quorum }
             })
         }
         Role::ZooKeeper => {
             let mut view = ctx.view(role, &observed.zookeeper, &live.zookeeper.config_hash);
-            view.recover_from = live.zookeeper.recover_from.as_ref();
+            view.recover_from = live.zookeeper.recover_from.as_deref();
             map(zookeeper::step(&view, &target.zookeeper), |s| {
                 MemberConfig::ZooKeeper { servers: s.servers }
             })

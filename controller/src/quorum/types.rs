@@ -52,7 +52,7 @@ pub struct MastersTarget {
     pub config_hash: String,
     /// The acknowledged recovery from a loss of a quorum of logs (`spec.masters.recoverFrom`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recover_from: Option<RecoverFrom>,
+    pub recover_from: Option<Box<RecoverFrom>>,
 }
 
 /// A human's one-shot acknowledgement of a majority data loss: rebuild the ensemble from
@@ -83,7 +83,7 @@ pub struct ZooKeeperTarget {
     /// The acknowledged recovery from a loss of a majority of data directories
     /// (`spec.zookeeper.recoverFrom`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recover_from: Option<RecoverFrom>,
+    pub recover_from: Option<Box<RecoverFrom>>,
 }
 
 impl Desired {

@@ -25,8 +25,8 @@ fn masters_lost(lost: &[u32]) -> Observed {
     o
 }
 
-fn ack(member: String, lost: Vec<String>) -> Option<RecoverFrom> {
-    Some(RecoverFrom { member, lost })
+fn ack(member: String, lost: Vec<String>) -> Option<Box<RecoverFrom>> {
+    Some(Box::new(RecoverFrom { member, lost }))
 }
 
 fn blocked(role: Role, lost: Vec<String>, survivors: Vec<String>) -> Decision {

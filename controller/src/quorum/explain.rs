@@ -162,6 +162,12 @@ impl fmt::Display for BlockReason {
                     Role::Master => "spec.masters.recoverFrom",
                 };
                 let lost_list = lost.join(", ");
+                if survivors.is_empty() {
+                    return write!(
+                        f,
+                        "Blocked: {role}s {lost_list} lost their data, every member of the ensemble, so nothing is fenced, deleted or restarted. Restore the volumes, or (masters only) accept a fresh log with spec.masters.acknowledgeLogWipe (docs/operations.md)."
+                    );
+                }
                 write!(
                     f,
                     "Blocked: {role}s {lost_list} lost their data, a quorum of the ensemble; the survivors [{}] may lack committed writes, so nothing is fenced, deleted or restarted. To recover from a survivor, accepting the loss, set {field} to {{member: <survivor>, lost: [{lost_list}]}} (docs/operations.md).",

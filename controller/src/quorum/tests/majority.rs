@@ -80,14 +80,16 @@ fn quorum_majority_loss_blocks_and_touches_nothing() {
         blocked(Role::Master, vec![master(1), master(3)], vec![master(2)])
     );
     // Every log lost without acknowledgeLogWipe: still nothing is touched.
+    let total = plan(&d, &masters_lost(&[1, 2, 3]), None, clock());
     assert_eq!(
-        plan(&d, &masters_lost(&[1, 2, 3]), None, clock()),
+        total,
         blocked(
             Role::Master,
             vec![master(1), master(2), master(3)],
             Vec::new()
         )
     );
+    assert!(total.to_string().contains("acknowledgeLogWipe"), "{total}");
 }
 
 #[test]

@@ -7,6 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::recovery::{RECOVERY_FROM, RECOVERY_LOG_WIPE, RecoverFrom, Recovery};
 use super::storage::{CachingMode, Storage, Tier};
 use super::{
     ABSOLUTE_PATH_PATTERN, DURATION_PATTERN, NAME_RULE, NAME_RULE_MESSAGE, TIMESTAMP_PATTERN,
@@ -80,6 +81,10 @@ pub struct ZooKeeperSpec {
     /// The data volume, mounted at /data.
     #[serde(default = "default_zookeeper_storage")]
     pub storage: Storage,
+    /// One-shot acknowledgement of a majority data loss (`Degraded/QuorumDataLost`): rebuild
+    /// the ensemble from the named survivor. See docs/operations.md, "Majority data loss".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recover_from: Option<RecoverFrom>,
 }
 
 /// The Mesos masters. They keep a Paxos replicated log whose `--quorum` is static: the operator
@@ -102,7 +107,10 @@ pub struct MastersSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quorum: Option<i32>,
     /// Growing from 1 master wipes the replicated log (registered agents, maintenance schedules
-    /// and quota are lost), as the Mesos operational guide requires. Set this to true to allow it.
+    /// and quota are lost), as the Mesos operational guide requires. Set this to true to allow it
+    /// (it also allows a fresh log after every master's log is lost). One-shot: once a fresh log
+    /// is started, `status.recoveries` records it and the field acknowledges nothing more until
+    /// the operator has seen it false again.
     #[serde(default)]
     pub acknowledge_log_wipe: bool,
     /// Container image of the masters.
@@ -129,6 +137,11 @@ pub struct MastersSpec {
     /// Volumes of each master.
     #[serde(default)]
     pub storage: MasterStorage,
+    /// One-shot acknowledgement of the loss of a quorum of replicated logs
+    /// (`Degraded/QuorumDataLost`): the surviving masters continue as an ensemble of their own,
+    /// from their logs. See docs/operations.md, "Majority data loss".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recover_from: Option<RecoverFrom>,
 }
 
 /// `--work_dir` of every master: the replicated log lives here, on the master's `work` volume.
@@ -400,6 +413,10 @@ pub struct MesosClusterStatus {
     /// (fencing): a removed master must not rejoin with its old replicated log.
     #[serde(default, skip_serializing_if = "Tombstones::is_empty")]
     pub tombstones: Tombstones,
+    /// Every acknowledgement of a data loss the operator acted on, oldest first: a fresh
+    /// replicated log (`acknowledgeLogWipe`) or a rebuild from a survivor (`recoverFrom`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recoveries: Vec<Recovery>,
 }
 
 /// Fenced identities per role.

@@ -7,6 +7,7 @@
 pub mod agent_pool;
 pub mod cluster;
 pub mod marathon_app;
+pub mod recovery;
 pub mod storage;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

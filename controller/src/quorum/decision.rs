@@ -93,6 +93,15 @@ pub enum BlockReason {
     /// Every member with data is gone; starting afresh would silently create an empty
     /// ensemble (for masters this needs `acknowledgeLogWipe`).
     AllDataLost { role: Role },
+    /// Members holding a quorum of the data lost it (claims deleted or being deleted): the
+    /// survivors may lack committed writes, so nothing is fenced, deleted or restarted (their
+    /// pods stay, and with them the protection of claims being deleted) until a human names
+    /// the member to recover from (`spec.<role>.recoverFrom`).
+    QuorumDataLost {
+        role: Role,
+        lost: Vec<String>,
+        survivors: Vec<String>,
+    },
 }
 
 impl WaitReason {
@@ -117,6 +126,7 @@ impl BlockReason {
             BlockReason::InvalidTarget { .. } => "InvalidSpec",
             BlockReason::LogWipeNotAcknowledged { .. } => "LogWipeNotAcknowledged",
             BlockReason::AllDataLost { .. } => "QuorumLost",
+            BlockReason::QuorumDataLost { .. } => "QuorumDataLost",
         }
     }
 }

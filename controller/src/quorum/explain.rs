@@ -152,6 +152,28 @@ impl fmt::Display for BlockReason {
                 f,
                 "Blocked: every {role} that held data is gone; recreating the ensemble would silently start empty, so it needs a human."
             ),
+            BlockReason::QuorumDataLost {
+                role,
+                lost,
+                survivors,
+            } => {
+                let field = match role {
+                    Role::ZooKeeper => "spec.zookeeper.recoverFrom",
+                    Role::Master => "spec.masters.recoverFrom",
+                };
+                let lost_list = lost.join(", ");
+                if survivors.is_empty() {
+                    return write!(
+                        f,
+                        "Blocked: {role}s {lost_list} lost their data, every member of the ensemble, so nothing is fenced, deleted or restarted. Restore the volumes, or (masters only) accept a fresh log with spec.masters.acknowledgeLogWipe (docs/operations.md)."
+                    );
+                }
+                write!(
+                    f,
+                    "Blocked: {role}s {lost_list} lost their data, a quorum of the ensemble; the survivors [{}] may lack committed writes, so nothing is fenced, deleted or restarted. To recover from a survivor, accepting the loss, set {field} to {{member: <survivor>, lost: [{lost_list}]}} (docs/operations.md).",
+                    survivors.join(", ")
+                )
+            }
         }
     }
 }

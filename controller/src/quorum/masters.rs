@@ -7,7 +7,7 @@
 //! masters before new ones start, and masters are fenced before the quorum is lowered.
 
 use super::decision::BlockReason;
-use super::step::{RoleView, Step, healthy};
+use super::step::{DataQuorum, RoleView, Step, healthy};
 use super::types::{Health, MasterFlags, MastersTarget, Role};
 
 pub(crate) fn step(view: &RoleView<'_, MasterFlags>, target: &MastersTarget) -> Step<MasterFlags> {
@@ -43,11 +43,35 @@ pub(crate) fn step(view: &RoleView<'_, MasterFlags>, target: &MastersTarget) -> 
             (q, q)
         }
     };
+    if view.recovering() && n < hi {
+        // An acknowledged recovery: the survivors can never meet the quorum they run with.
+        // Restart them as an ensemble of their own (n <= 2q-1 with q = floor(n/2)+1), each
+        // recovering its log from the others; growing afterwards follows the usual rules.
+        if let Some(step) = view.recover(&MasterFlags { quorum: n / 2 + 1 }) {
+            return step;
+        }
+    }
     let phase = phase_quorum(lo, hi, n, want_n, want_q);
     let flags = MasterFlags { quorum: phase };
     // A pod gone mid-restart (the controller deletes, then recreates on a later pass) comes
     // back with the quorum of the current phase, so a roll never undoes its own step.
-    if let Some(step) = view.repair(&flags) {
+    // A committed entry is on `--quorum` of the (at most 2q-1) replicas: while `--quorum`
+    // VOTING replicas keep their log, one of them has it. Without any pod the quorum is not
+    // known: the members with a volume get their pods back first (at the smallest quorum the
+    // live members allow, n <= 2q-1), then it is judged.
+    let steady = MasterFlags {
+        quorum: if quorums.is_empty() { n / 2 + 1 } else { lo },
+    };
+    let data = DataQuorum {
+        size: if quorums.is_empty() {
+            steady.quorum
+        } else {
+            hi
+        } as usize,
+        recovered_only: true,
+        steady: &steady,
+    };
+    if let Some(step) = view.repair(&flags, data) {
         return step;
     }
     if let Some(step) = unreachable_quorum(view, lo) {

@@ -26,5 +26,5 @@ pub use plan::{plan, validate};
 pub use simulate::{SimulationError, render, simulate};
 pub use types::{
     Clock, Desired, Ensemble, Health, MasterFlags, MastersTarget, Member, Observed, Operation,
-    OperationKind, Pod, Role, ServerList, Tombstone, ZooKeeperTarget,
+    OperationKind, Pod, RecoverFrom, Role, ServerList, Tombstone, ZooKeeperTarget,
 };

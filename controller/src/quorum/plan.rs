@@ -110,15 +110,20 @@ fn role_step(
         cluster: &observed.cluster,
         restart_token: live.restart_requested_at.as_deref(),
     };
+    // The acknowledgements come from the live spec: a recovery must not wait for an
+    // operation latched before the loss.
     match role {
         Role::Master => {
-            let view = ctx.view(role, &observed.masters, &live.masters.config_hash);
+            let mut view = ctx.view(role, &observed.masters, &live.masters.config_hash);
+            view.wipe_acknowledged = live.masters.acknowledge_log_wipe;
+            view.recover_from = live.masters.recover_from.as_deref();
             map(masters::step(&view, &target.masters), |f| {
                 MemberConfig::Master { quorum: f.quorum }
             })
         }
         Role::ZooKeeper => {
-            let view = ctx.view(role, &observed.zookeeper, &live.zookeeper.config_hash);
+            let mut view = ctx.view(role, &observed.zookeeper, &live.zookeeper.config_hash);
+            view.recover_from = live.zookeeper.recover_from.as_deref();
             map(zookeeper::step(&view, &target.zookeeper), |s| {
                 MemberConfig::ZooKeeper { servers: s.servers }
             })
@@ -148,6 +153,8 @@ impl<'a> Context<'a> {
             config_hash,
             restart_token: self.restart_token,
             bootstrapping: self.bootstrapping,
+            wipe_acknowledged: false,
+            recover_from: None,
             flaws: self.flaws,
         }
     }

@@ -3,7 +3,7 @@
 //! healthy, changed members caught up).
 
 use super::decision::{BlockReason, WaitReason};
-use super::types::{Ensemble, Member, Pod, Role};
+use super::types::{Ensemble, Member, Pod, RecoverFrom, Role};
 
 /// One role's next step, before the caller wraps it into a `Decision`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,13 +34,25 @@ pub(crate) struct Flaws {
     pub create_before_raise: bool,
     /// Restart the next member without waiting for the previous one to catch up.
     pub skip_catch_up: bool,
+    /// Replace members that lost their data without checking that a quorum still has it.
+    pub repair_without_quorum: bool,
 }
 
 impl Flaws {
     pub const NONE: Flaws = Flaws {
         create_before_raise: false,
         skip_catch_up: false,
+        repair_without_quorum: false,
     };
+}
+
+/// How many members must keep their data for a lost one to be replaced (rule 8).
+pub(crate) struct DataQuorum<'a, C> {
+    pub size: usize,
+    /// Only recovered members count as holding data (masters: VOTING replicas).
+    pub recovered_only: bool,
+    /// The config a member without a pod is started with while the others are waited for.
+    pub steady: &'a C,
 }
 
 /// One role's ensemble plus what is needed to judge it against the live spec.
@@ -53,6 +65,11 @@ pub(crate) struct RoleView<'a, C> {
     /// A bootstrap operation is in flight: no data existed yet, so members lost on the way
     /// may be replaced without the all-data-lost refusal.
     pub bootstrapping: bool,
+    /// A fresh replicated log is acknowledged (masters' one-shot `acknowledgeLogWipe`): a
+    /// loss of every log may be fenced and bootstrapped afresh.
+    pub wipe_acknowledged: bool,
+    /// The live spec's acknowledged recovery from a majority data loss, if any.
+    pub recover_from: Option<&'a RecoverFrom>,
     pub flaws: Flaws,
 }
 
@@ -121,11 +138,55 @@ impl<C: Clone + PartialEq> RoleView<'_, C> {
     /// rejoin with its old state, so it is fenced (and later replaced by a fresh identity); a
     /// member whose pod is gone (evicted, or between the two halves of a restart) gets it back
     /// with `config`, the current phase's; a pod being deleted is waited for.
-    pub fn repair(&self, config: &C) -> Option<Step<C>> {
+    ///
+    /// Fencing a member that lost its data is a replacement only while the members that kept
+    /// theirs and are recovered still number `data_quorum` (every committed write is on a
+    /// quorum, so then one of them has it). While enough volumes remain but some of them are
+    /// not recovered yet, it waits for them. Otherwise a quorum of the data is gone: nothing is
+    /// touched (the pods stay, so claims being deleted stay protected) unless a human
+    /// acknowledged this very loss.
+    pub fn repair(&self, config: &C, data: DataQuorum<'_, C>) -> Option<Step<C>> {
+        let data_quorum = data.size;
         let live = self.live();
-        if let Some(lost) = live.iter().find(|m| !m.volume) {
+        let lost: Vec<&Member<C>> = live.iter().copied().filter(|m| !m.volume).collect();
+        if let Some(first) = lost.first() {
+            let kept: Vec<&Member<C>> = live.iter().copied().filter(|m| m.volume).collect();
+            // Masters: only a recovered (VOTING) replica is known to hold the log; one that is
+            // starting or catching up may be empty (a replacement that never caught up).
+            let holders = kept
+                .iter()
+                .filter(|m| !data.recovered_only || healthy(m))
+                .count();
+            let replaceable = self.bootstrapping
+                || self.flaws.repair_without_quorum
+                || holders >= data_quorum
+                || (kept.is_empty() && self.wipe_acknowledged)
+                || self.recovery_acknowledged(&lost);
+            if !replaceable && kept.len() >= data_quorum {
+                // Enough volumes remain: bring them back and wait for them to be recovered
+                // before judging.
+                if let Some(m) = kept.iter().find(|m| m.pod.is_none()) {
+                    return Some(Step::Restart {
+                        name: m.name.clone(),
+                        config: data.steady.clone(),
+                    });
+                }
+                if let Some(m) = kept.iter().find(|m| !healthy(m)) {
+                    return Some(Step::Wait(self.unhealthy_reason(m)));
+                }
+            }
+            if !replaceable {
+                let names = |ms: &mut dyn Iterator<Item = &&Member<C>>| {
+                    ms.map(|m| m.name.clone()).collect::<Vec<_>>()
+                };
+                return Some(Step::Blocked(BlockReason::QuorumDataLost {
+                    role: self.role,
+                    lost: names(&mut lost.iter()),
+                    survivors: names(&mut live.iter().filter(|m| m.volume)),
+                }));
+            }
             return Some(Step::Remove {
-                name: lost.name.clone(),
+                name: first.name.clone(),
             });
         }
         if let Some(podless) = live.iter().find(|m| m.pod.is_none()) {
@@ -141,6 +202,57 @@ impl<C: Clone + PartialEq> RoleView<'_, C> {
                     role: self.role,
                     member: m.name.clone(),
                 })
+            })
+    }
+
+    /// The live spec's `recoverFrom` acknowledges exactly this loss: its `lost` names every
+    /// member that lost its data and is not fenced yet, and only members that did (the others
+    /// are fenced already, by this recovery), and its `member` kept its data.
+    fn recovery_acknowledged(&self, lost: &[&Member<C>]) -> bool {
+        let Some(ack) = self.recover_from else {
+            return false;
+        };
+        let source = self
+            .live()
+            .into_iter()
+            .any(|m| m.volume && m.name == ack.member);
+        let named = lost.iter().all(|m| ack.lost.contains(&m.name));
+        let accounted = ack
+            .lost
+            .iter()
+            .all(|n| self.ensemble.fenced(n) || lost.iter().any(|m| &m.name == n));
+        source && named && accounted
+    }
+
+    /// An acknowledged recovery is under way: every member it names as lost is fenced, its
+    /// source is live and every live member has its volume. The role then checks that the
+    /// survivors cannot form a quorum of the configuration they run with, and restarts them
+    /// into an ensemble of their own, without waiting for each other.
+    pub fn recovering(&self) -> bool {
+        let Some(ack) = self.recover_from else {
+            return false;
+        };
+        let live = self.live();
+        !ack.lost.is_empty()
+            && ack.lost.iter().all(|n| self.ensemble.fenced(n))
+            && live.iter().any(|m| m.name == ack.member)
+            && live.iter().all(|m| m.volume)
+    }
+
+    /// The recovery's next restart: the first survivor whose pod does not run `config`.
+    pub fn recover(&self, config: &C) -> Option<Step<C>> {
+        self.live()
+            .into_iter()
+            .find(|m| m.pod.as_ref().is_none_or(|p| p.config != *config))
+            .map(|m| match &m.pod {
+                Some(p) if p.terminating => Step::Wait(WaitReason::MemberTerminating {
+                    role: self.role,
+                    member: m.name.clone(),
+                }),
+                _ => Step::Restart {
+                    name: m.name.clone(),
+                    config: config.clone(),
+                },
             })
     }
 

@@ -26,10 +26,12 @@ fn desired(masters: (u32, u32), zookeeper: u32) -> Desired {
             quorum: Some(masters.1),
             acknowledge_log_wipe: false,
             config_hash: "master-a".into(),
+            recover_from: None,
         },
         zookeeper: ZooKeeperTarget {
             replicas: zookeeper,
             config_hash: "zk-a".into(),
+            recover_from: None,
         },
         restart_requested_at: None,
     }
@@ -815,3 +817,5 @@ fn quorum_operation_is_stored_in_status_as_camel_case() {
             .is_some_and(|r| r.len() == 2)
     );
 }
+
+mod majority;

@@ -50,6 +50,21 @@ pub struct MastersTarget {
     /// Hash of everything in a master's pod except `--quorum`.
     #[serde(default)]
     pub config_hash: String,
+    /// The acknowledged recovery from a loss of a quorum of logs (`spec.masters.recoverFrom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recover_from: Option<Box<RecoverFrom>>,
+}
+
+/// A human's one-shot acknowledgement of a majority data loss: rebuild the ensemble from
+/// `member`, accepting that what only `lost` held is gone. It is in force only while `lost`
+/// names exactly the members that lost their data (the ones still unfenced, or fenced since),
+/// and member names are never reused, so a field left behind can never acknowledge a later
+/// loss.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverFrom {
+    pub member: String,
+    pub lost: Vec<String>,
 }
 
 impl MastersTarget {
@@ -65,6 +80,10 @@ pub struct ZooKeeperTarget {
     /// Hash of everything in a server's pod except the server list.
     #[serde(default)]
     pub config_hash: String,
+    /// The acknowledged recovery from a loss of a majority of data directories
+    /// (`spec.zookeeper.recoverFrom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recover_from: Option<Box<RecoverFrom>>,
 }
 
 impl Desired {

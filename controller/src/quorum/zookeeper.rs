@@ -4,7 +4,7 @@
 
 use super::decision::{BlockReason, WaitReason};
 use super::invariants::majorities_intersect;
-use super::step::{RoleView, Step};
+use super::step::{DataQuorum, RoleView, Step, healthy};
 use super::types::{Ensemble, Member, Role, ServerList, ZooKeeperTarget};
 
 pub(crate) fn step(view: &RoleView<'_, ServerList>, target: &ZooKeeperTarget) -> Step<ServerList> {
@@ -26,6 +26,25 @@ pub(crate) fn step(view: &RoleView<'_, ServerList>, target: &ZooKeeperTarget) ->
             config: ServerList { servers },
         };
     }
+    if view.recovering() && !live.iter().any(|m| healthy(m)) && lists_name_fenced(view, &live) {
+        // An acknowledged recovery: the survivors' lists still name fenced servers whose
+        // majority they cannot reach; restart them with a list of their own. A lone survivor
+        // would run standalone, which never grows (no election port): it is paired with a
+        // fresh, empty server first, which syncs from it.
+        if live.len() == 1 && target.replicas > 1 {
+            let mut servers = names(&live).servers;
+            let (name, ordinal) = view.fresh(0);
+            servers.push(name.clone());
+            return Step::Create {
+                name,
+                ordinal,
+                config: ServerList { servers },
+            };
+        }
+        if let Some(step) = view.recover(&names(&live)) {
+            return step;
+        }
+    }
     let bootstrap = bootstrap_list(view, &live);
     if bootstrap.is_some()
         && let Some(wait @ WaitReason::MemberUnknown { .. }) = view.first_unhealthy(None)
@@ -39,7 +58,14 @@ pub(crate) fn step(view: &RoleView<'_, ServerList>, target: &ZooKeeperTarget) ->
     else {
         return Step::Wait(WaitReason::ServerListsConflict);
     };
-    if let Some(step) = view.repair(&current) {
+    // A server that cannot serve may still hold the data (its list may need a lost server),
+    // so every server that kept its volume counts.
+    let data = DataQuorum {
+        size: data_quorum(&live),
+        recovered_only: false,
+        steady: &current,
+    };
+    if let Some(step) = view.repair(&current, data) {
         return step;
     }
     if let Some(list) = bootstrap {
@@ -104,6 +130,22 @@ fn next_list(e: &Ensemble<ServerList>, live: &[&Member<ServerList>]) -> Option<S
         dropped.chain(added).map(|servers| ServerList { servers })
     });
     std::iter::once(wanted.clone()).chain(closer).find(safe)
+}
+
+/// A committed write is on a majority of the list it was made under: the largest majority of
+/// the lists in use and of the live members (a list whose pod is gone is not seen).
+fn data_quorum(live: &[&Member<ServerList>]) -> usize {
+    live.iter()
+        .filter_map(|m| m.pod.as_ref())
+        .map(|p| p.config.servers.len() / 2 + 1)
+        .fold(live.len() / 2 + 1, usize::max)
+}
+
+/// Some live pod's list names a fenced server.
+fn lists_name_fenced(view: &RoleView<'_, ServerList>, live: &[&Member<ServerList>]) -> bool {
+    live.iter()
+        .filter_map(|m| m.pod.as_ref())
+        .any(|p| p.config.servers.iter().any(|s| view.ensemble.fenced(s)))
 }
 
 /// The ordinal at the end of a member name.

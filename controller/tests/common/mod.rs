@@ -279,7 +279,12 @@ pub fn progressing_reason(mc: &MesosCluster) -> Option<String> {
 
 /// The master pods of `prod` in `ns`, by name, with their uid.
 pub async fn master_pods(client: &Client, ns: &str) -> BTreeMap<String, String> {
-    let lp = ListParams::default().labels("mesos.operator.dev/role=master");
+    role_pods(client, ns, "master").await
+}
+
+/// The pods of one role (`master`, `zookeeper`) in `ns`, by name, with their uid.
+pub async fn role_pods(client: &Client, ns: &str, role: &str) -> BTreeMap<String, String> {
+    let lp = ListParams::default().labels(&format!("mesos.operator.dev/role={role}"));
     Api::<Pod>::namespaced(client.clone(), ns)
         .list(&lp)
         .await

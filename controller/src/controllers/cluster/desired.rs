@@ -2,6 +2,7 @@
 
 use super::{masters, zookeeper};
 use crate::crd::MesosCluster;
+use crate::crd::cluster::{RECOVERY_LOG_WIPE, RecoverFrom};
 use crate::quorum::{Desired, MastersTarget, ZooKeeperTarget};
 
 /// How long one membership operation may run before it is reported overdue.
@@ -16,15 +17,34 @@ pub fn desired(mc: &MesosCluster, zk_ensemble: &[u32]) -> Desired {
         masters: MastersTarget {
             replicas: count(m.replicas),
             quorum: m.quorum.map(count),
-            acknowledge_log_wipe: m.acknowledge_log_wipe,
+            acknowledge_log_wipe: log_wipe_acknowledged(mc),
             config_hash: masters::config_hash(mc, zk_ensemble),
+            recover_from: m.recover_from.as_ref().map(RecoverFrom::target),
         },
         zookeeper: ZooKeeperTarget {
             replicas: count(mc.spec.zookeeper.replicas),
             config_hash: zookeeper::config_hash(mc),
+            recover_from: mc
+                .spec
+                .zookeeper
+                .recover_from
+                .as_ref()
+                .map(RecoverFrom::target),
         },
         restart_requested_at: mc.spec.restart_requested_at.clone(),
     }
+}
+
+/// `spec.masters.acknowledgeLogWipe`, one-shot: a fresh log it allowed is recorded in
+/// `status.recoveries`, and the field counts again only once the operator has seen it false
+/// (the record is then `rearmed`), so a value left true never allows a second wipe.
+pub fn log_wipe_acknowledged(mc: &MesosCluster) -> bool {
+    let spent = mc.status.as_ref().is_some_and(|s| {
+        s.recoveries
+            .iter()
+            .any(|r| r.kind == RECOVERY_LOG_WIPE && !r.rearmed)
+    });
+    mc.spec.masters.acknowledge_log_wipe && !spent
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@ use super::member::{
     ANNOTATION_CONFIG_HASH, ANNOTATION_INCARNATION, LABEL_CLUSTER, LABEL_MEMBER, LABEL_ROLE, Role,
     pod_ready,
 };
-use super::{apply, desired, disruption, execute, marathon, masters, observe, probe, zookeeper};
+use super::{
+    apply, desired, disruption, execute, marathon, masters, observe, probe, recovery, zookeeper,
+};
 use crate::controllers::conditions::{self, ACCEPTED, Desired as Want};
 use crate::controllers::error::ReconcileError;
 use crate::controllers::objects;
@@ -99,14 +101,20 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         now: Utc::now(),
         operation_timeout: chrono::Duration::minutes(desired::OPERATION_TIMEOUT_MINUTES),
     };
-    let decision = quorum::plan(
-        &desired::desired(mc, &zk),
-        &observed,
-        operation.as_ref(),
-        clock,
-    );
+    let desired = desired::desired(mc, &zk);
+    let decision = quorum::plan(&desired, &observed, operation.as_ref(), clock);
     let mut marathon_settled = true;
     if !mc.spec.paused {
+        recovery::record(
+            mc,
+            ctx,
+            &desired,
+            &decision,
+            &observed,
+            operation.as_ref(),
+            clock,
+        )
+        .await?;
         let incarnation = format!("{}", Utc::now().timestamp_millis());
         let mut steps = apply::steps(mc, &decision, &observed, &incarnation);
         apply::count_action(&mut steps, operation.as_ref());
@@ -526,7 +534,7 @@ fn status_view(
             status: true,
             reason: "DeadlineExceeded",
             message: format!(
-                "The {:?} operation passed its deadline {}.",
+                "The {:?} operation passed its deadline {}; Progressing says what it waits for. A changed spec is adopted now, but never by a step that loses quorum or data (docs/operations.md, \"Degraded reasons\").",
                 op.kind, op.deadline
             ),
         },

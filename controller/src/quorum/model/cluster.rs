@@ -32,6 +32,8 @@ pub(crate) struct ModelMember<C> {
     pub volume: bool,
     /// A master's replica is VOTING; a ZooKeeper server holds the ensemble's data.
     pub data: bool,
+    /// Holds data but lacks the latest committed write (it missed it while down or slow).
+    pub behind: bool,
     pub reachable: bool,
     pub pod: Option<ModelPod<C>>,
 }
@@ -51,6 +53,8 @@ pub(crate) struct State<C> {
     pub crashes: u8,
     pub edits: u8,
     pub deadlines: u8,
+    /// Writes committed by a quorum, leaving the other members behind.
+    pub writes: u8,
 }
 
 impl<C> State<C> {
@@ -69,6 +73,22 @@ impl<C> State<C> {
     pub fn no_data_anywhere(&self) -> bool {
         self.members.iter().all(|m| !m.data)
     }
+
+    /// Some unfenced member with its volume still holds data, yet every one of them is behind:
+    /// the latest committed write survives nowhere the operator may build on.
+    pub fn only_behind_sources(&self) -> bool {
+        let sources: Vec<&ModelMember<C>> = self
+            .live()
+            .map(|i| &self.members[i])
+            .filter(|m| m.volume && m.data)
+            .collect();
+        !sources.is_empty() && sources.iter().all(|m| m.behind)
+    }
+
+    /// An up, recovered member holding the latest write serves: others sync from it.
+    fn up_to_date_source(&self, recovered: impl Fn(usize) -> bool) -> bool {
+        (0..self.members.len()).any(|j| recovered(j) && !self.members[j].behind)
+    }
 }
 
 /// What differs between masters and ZooKeeper.
@@ -84,6 +104,12 @@ pub(crate) trait Rules {
     fn recovered(s: &State<Self::C>, i: usize) -> bool;
     /// Healthy members that must remain when a member that is down is removed.
     fn quorum(s: &State<Self::C>) -> usize;
+    /// How many of the members `acked` (up and recovered) must hold a write for the member
+    /// `leader` to commit it: its `--quorum`, or a majority of its server list.
+    fn commits(s: &State<Self::C>, leader: usize, acked: &[usize]) -> bool;
+    /// What happens at once after every transition (a ZooKeeper follower syncs with its
+    /// leader before it serves).
+    fn settle(s: &mut State<Self::C>);
     fn safety(e: &Ensemble<Self::C>) -> Result<(), InvariantViolation>;
     /// Enough data survives (or none ever existed) for the target to be reachable.
     fn alive(s: &State<Self::C>, target: &Desired) -> bool;
@@ -117,6 +143,8 @@ pub(crate) enum Label {
     AutoInitialise,
     SpecEdited,
     DeadlinePassed,
+    /// A write committed on these ordinals; members with data that are not listed fall behind.
+    Committed(Vec<u32>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +152,8 @@ pub(crate) enum Event {
     Start,
     Terminated,
     CaughtUp,
+    /// A member that was behind received the latest write from an up-to-date one.
+    Synced,
     Reconnected,
     Crash,
     PodLost,
@@ -248,6 +278,21 @@ impl<R: Rules> Model<R> {
         if acting && s.op.is_none() {
             return Err(format!("acted without a persisted operation: {d}"));
         }
+        // Fencing a member, or reconfiguring one that runs, shrinks or changes the ensemble
+        // the data is served from. (Finishing an earlier fencing, creating an empty member or
+        // giving a podless member its pod back changes nobody's data.)
+        let reshapes = match d {
+            Decision::RemoveMember { name, .. } => self.index(s, name).is_ok_and(|i| !s.fenced(i)),
+            Decision::RestartMember { name, .. } => self
+                .index(s, name)
+                .is_ok_and(|i| s.members[i].pod.is_some()),
+            _ => false,
+        };
+        if reshapes && s.only_behind_sources() {
+            return Err(format!(
+                "acted while only members behind the committed state hold data (they would become the only source): {d}"
+            ));
+        }
         match d {
             Decision::CreateMember {
                 role: r,
@@ -281,6 +326,7 @@ impl<R: Rules> Model<R> {
                     ordinal: *ordinal,
                     volume: true,
                     data: false,
+                    behind: false,
                     reachable: true,
                     pod: None,
                 };
@@ -367,6 +413,7 @@ impl<R: Rules> Model<R> {
                     None => {
                         full.members[i].volume = false;
                         full.members[i].data = false;
+                        full.members[i].behind = false;
                     }
                 }
             }
@@ -431,16 +478,22 @@ impl<R: Rules> Model<R> {
                     if fenced {
                         m.volume = false;
                         m.data = false;
+                        m.behind = false;
                     }
                 }),
                 Some(p) if !p.up => event(Event::Start, &|t| set_up(&mut t.members[i], true)),
                 _ => {}
             }
             if s.up(i) && !m.data && R::catches_up(s, i) {
+                let behind = !s.up_to_date_source(|j| R::recovered(s, j));
                 event(Event::CaughtUp, &|t| {
                     t.members[i].data = true;
+                    t.members[i].behind = behind;
                     t.initialised = true;
                 });
+            }
+            if m.behind && R::recovered(s, i) && s.up_to_date_source(|j| R::recovered(s, j)) {
+                event(Event::Synced, &|t| t.members[i].behind = false);
             }
             if !m.reachable {
                 event(Event::Reconnected, &|t| t.members[i].reachable = true);
@@ -469,6 +522,7 @@ impl<R: Rules> Model<R> {
                 event(Event::VolumeLost, &|m| {
                     m.volume = false;
                     m.data = false;
+                    m.behind = false;
                     m.pod = None;
                 });
             }
@@ -478,6 +532,37 @@ impl<R: Rules> Model<R> {
             if fenced && terminating && !s.up(i) {
                 event(Event::Revived, &|m| set_up(m, true));
             }
+        }
+    }
+}
+
+impl<R: Rules> Model<R> {
+    /// Every way the leader can commit one write: on itself and any set of up, recovered
+    /// members that meets its quorum; members with data left out fall behind.
+    fn writes(&self, s: &State<R::C>, out: &mut Successors<R::C>) {
+        let Some(leader) = self.leader(s) else {
+            return;
+        };
+        let others: Vec<usize> = (0..s.members.len())
+            .filter(|&j| j != leader && R::recovered(s, j))
+            .collect();
+        for mask in 0..1usize << others.len() {
+            let mut acked = vec![leader];
+            acked.extend(
+                (0..others.len())
+                    .filter(|b| mask >> b & 1 == 1)
+                    .map(|b| others[b]),
+            );
+            if !R::commits(s, leader, &acked) {
+                continue;
+            }
+            let mut t = s.clone();
+            t.writes -= 1;
+            for (j, m) in t.members.iter_mut().enumerate() {
+                m.behind = m.data && !acked.contains(&j);
+            }
+            let ordinals = acked.iter().map(|&j| s.members[j].ordinal).collect();
+            out.push((Label::Committed(ordinals), t));
         }
     }
 }
@@ -512,69 +597,16 @@ impl<R: Rules> World for Model<R> {
         s: &State<R::C>,
         out: &mut Vec<(Label, State<R::C>)>,
     ) -> Result<(), String> {
-        out.extend(self.apply(s, &self.decide(s))?);
-        self.benign(s, out);
-        if s.faults > 0 {
-            self.faults(s, out);
-        }
-        if s.edits > 0 && self.specs.len() > 1 {
-            let mut t = s.clone();
-            t.edits -= 1;
-            t.spec = (s.spec + 1) % u8::try_from(self.specs.len()).unwrap_or(1);
-            out.push((Label::SpecEdited, t));
-        }
-        if s.deadlines > 0 && s.op.is_some() && !s.overdue {
-            let mut t = s.clone();
-            t.deadlines -= 1;
-            t.overdue = true;
-            out.push((Label::DeadlinePassed, t));
+        let from = out.len();
+        self.transitions(s, out)?;
+        for (_, t) in &mut out[from..] {
+            R::settle(t);
         }
         Ok(())
     }
 
     fn describe(&self, s: &State<R::C>) -> String {
-        let members: Vec<String> = s
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                let pod = m.pod.as_ref().map_or("no pod".to_string(), |p| {
-                    let state = if p.terminating {
-                        "terminating"
-                    } else if p.up {
-                        "up"
-                    } else {
-                        "starting"
-                    };
-                    format!("{:?} h{} t{} {state}", p.config, p.hash, p.token)
-                });
-                let flags = [
-                    (s.fenced(i), "FENCED"),
-                    (!m.volume, "no-volume"),
-                    (m.data, "data"),
-                    (!m.reachable, "unreachable"),
-                ];
-                let flags: Vec<&str> = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
-                format!("#{} [{pod}] {}", m.ordinal, flags.join(" "))
-            })
-            .collect();
-        let op = s.op.as_ref().map_or("none".to_string(), |op| {
-            let t = &op.target;
-            format!(
-                "{:?} {:?} -> masters {}/{} zk {}",
-                op.kind,
-                op.role,
-                t.masters.replicas,
-                t.masters.effective_quorum(),
-                t.zookeeper.replicas
-            )
-        });
-        format!(
-            "{{{}}} op: {op} spec#{} overdue={}",
-            members.join("; "),
-            s.spec,
-            s.overdue
-        )
+        describe(s)
     }
 
     fn check_state(&self, s: &State<R::C>) -> Result<(), String> {
@@ -588,14 +620,90 @@ impl<R: Rules> World for Model<R> {
     fn fault_free(&self, s: &State<R::C>) -> Result<Option<Step<Self>>, String> {
         let mut out = Vec::new();
         self.benign(s, &mut out);
-        if let Some(first) = out.into_iter().next() {
-            return Ok(Some(first));
+        if let Some((label, mut t)) = out.into_iter().next() {
+            R::settle(&mut t);
+            return Ok(Some((label, t)));
         }
         let d = self.decide(s);
         match d {
             Decision::Done if s.op.is_none() => Ok(None),
             Decision::Wait(_) | Decision::Blocked(_) | Decision::Done => Err(d.to_string()),
-            _ => Ok(self.apply(s, &d)?.into_iter().next()),
+            _ => Ok(self.apply(s, &d)?.into_iter().next().map(|(l, mut t)| {
+                R::settle(&mut t);
+                (l, t)
+            })),
         }
     }
+}
+
+impl<R: Rules> Model<R> {
+    fn transitions(&self, s: &State<R::C>, out: &mut Successors<R::C>) -> Result<(), String> {
+        out.extend(self.apply(s, &self.decide(s))?);
+        self.benign(s, out);
+        if s.faults > 0 {
+            self.faults(s, out);
+        }
+        if s.edits > 0 && self.specs.len() > 1 {
+            let mut t = s.clone();
+            t.edits -= 1;
+            t.spec = (s.spec + 1) % u8::try_from(self.specs.len()).unwrap_or(1);
+            out.push((Label::SpecEdited, t));
+        }
+        if s.writes > 0 {
+            self.writes(s, out);
+        }
+        if s.deadlines > 0 && s.op.is_some() && !s.overdue {
+            let mut t = s.clone();
+            t.deadlines -= 1;
+            t.overdue = true;
+            out.push((Label::DeadlinePassed, t));
+        }
+        Ok(())
+    }
+}
+
+fn describe<C: Debug>(s: &State<C>) -> String {
+    let members: Vec<String> = s
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let pod = m.pod.as_ref().map_or("no pod".to_string(), |p| {
+                let state = if p.terminating {
+                    "terminating"
+                } else if p.up {
+                    "up"
+                } else {
+                    "starting"
+                };
+                format!("{:?} h{} t{} {state}", p.config, p.hash, p.token)
+            });
+            let flags = [
+                (s.fenced(i), "FENCED"),
+                (!m.volume, "no-volume"),
+                (m.data, "data"),
+                (m.behind, "behind"),
+                (!m.reachable, "unreachable"),
+            ];
+            let flags: Vec<&str> = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
+            format!("#{} [{pod}] {}", m.ordinal, flags.join(" "))
+        })
+        .collect();
+    let op = s.op.as_ref().map_or("none".to_string(), |op| {
+        let t = &op.target;
+        format!(
+            "{:?} {:?} -> masters {}/{} zk {}",
+            op.kind,
+            op.role,
+            t.masters.replicas,
+            t.masters.effective_quorum(),
+            t.zookeeper.replicas
+        )
+    });
+    format!(
+        "{{{}}} op: {op} spec#{} overdue={}",
+        members.join("; "),
+        s.spec,
+        s.overdue
+    )
 }

@@ -14,7 +14,7 @@ pub(crate) use scenarios::{Scenario, masters_scenarios, zookeeper_scenarios};
 
 #[cfg(test)]
 mod tests {
-    use super::scenarios::{Budget, masters, spec};
+    use super::scenarios::{Budget, masters, spec, zookeeper};
     use super::*;
     use crate::quorum::step::Flaws;
 
@@ -59,8 +59,12 @@ mod tests {
     }
 
     fn expect_violation(flaws: Flaws, wanted: &str) {
-        let grow = masters((3, 2), vec![spec((5, 3), 1, 0, 0)], Budget(0, 0, 0, 0));
-        let outcome = grow.run(flaws);
+        let grow = masters((3, 2), vec![spec((5, 3), 1, 0, 0)], Budget(0, 0, 0, 0, 0));
+        expect_violation_in(&grow, flaws, wanted);
+    }
+
+    fn expect_violation_in(scenario: &Scenario, flaws: Flaws, wanted: &str) {
+        let outcome = scenario.run(flaws);
         let violation = outcome
             .violation
             .expect("the checker missed a broken planner");
@@ -80,6 +84,19 @@ mod tests {
             },
             "safety: 4 masters could run",
         );
+    }
+
+    #[test]
+    fn quorum_model_catches_a_repair_from_a_minority() {
+        let wanted = "only members behind the committed state hold data";
+        let flaws = Flaws {
+            repair_without_quorum: true,
+            ..Flaws::NONE
+        };
+        let zk = zookeeper(3, vec![spec((1, 1), 3, 0, 0)], Budget(3, 0, 0, 0, 1));
+        expect_violation_in(&zk, flaws, wanted);
+        let m = masters((3, 2), vec![spec((3, 2), 1, 0, 0)], Budget(2, 0, 0, 0, 1));
+        expect_violation_in(&m, flaws, wanted);
     }
 
     #[test]

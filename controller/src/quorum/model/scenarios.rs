@@ -69,6 +69,13 @@ impl Rules for Masters {
             .unwrap_or(1)
     }
 
+    fn commits(s: &State<MasterFlags>, leader: usize, acked: &[usize]) -> bool {
+        acked.len() >= quorum_of(s, leader)
+    }
+
+    /// A VOTING replica that missed a write keeps the hole until it catches up (`Synced`).
+    fn settle(_: &mut State<MasterFlags>) {}
+
     fn safety(e: &Ensemble<MasterFlags>) -> Result<(), InvariantViolation> {
         masters_within_bound(e)
     }
@@ -86,7 +93,7 @@ impl Rules for Masters {
             .unwrap_or(target.masters.effective_quorum() as usize);
         // Data never existed, or all of it is gone and a fresh log is acknowledged.
         let fresh = !s.initialised || s.no_data_anywhere() && target.masters.acknowledge_log_wipe;
-        with_data >= quorum || fresh
+        with_data >= quorum.max(majority(s.live().count())) || fresh
     }
 
     fn max_size(_: &State<MasterFlags>, target: &Desired) -> usize {
@@ -218,6 +225,39 @@ impl Rules for ZooKeeper {
             .unwrap_or(1)
     }
 
+    fn commits(s: &State<ServerList>, leader: usize, acked: &[usize]) -> bool {
+        let Some(l) = list(s, leader) else {
+            return false;
+        };
+        let listed = acked.iter().filter(|&&j| {
+            l.servers
+                .contains(&name(Role::ZooKeeper, s.members[j].ordinal))
+        });
+        listed.count() >= majority(l.servers.len())
+    }
+
+    /// The leader is the most advanced server of the up majority that elected it, and a
+    /// follower serves only once synced with it: a serving server whose list has an up server
+    /// holding the latest write is not behind.
+    fn settle(s: &mut State<ServerList>) {
+        let current = |s: &State<ServerList>, l: &ServerList| {
+            (0..s.members.len()).any(|j| {
+                s.up(j)
+                    && s.members[j].data
+                    && !s.members[j].behind
+                    && l.servers
+                        .contains(&name(Role::ZooKeeper, s.members[j].ordinal))
+            })
+        };
+        let synced: Vec<usize> = (0..s.members.len())
+            .filter(|&i| s.members[i].behind && Self::recovered(s, i))
+            .filter(|&i| list(s, i).is_some_and(|l| current(s, l)))
+            .collect();
+        for i in synced {
+            s.members[i].behind = false;
+        }
+    }
+
     fn safety(e: &Ensemble<ServerList>) -> Result<(), InvariantViolation> {
         zookeeper_lists_intersect(e)
     }
@@ -227,7 +267,7 @@ impl Rules for ZooKeeper {
             .live()
             .filter(|&i| s.members[i].volume && s.members[i].data)
             .count();
-        with_data >= Self::quorum(s) || !s.initialised
+        with_data >= Self::quorum(s).max(majority(s.live().count())) || !s.initialised
     }
 
     fn max_size(_: &State<ServerList>, target: &Desired) -> usize {
@@ -278,21 +318,24 @@ pub(crate) fn spec(masters: (u32, u32), zookeeper: u32, hash: u8, token: u8) -> 
             quorum: Some(masters.1),
             acknowledge_log_wipe: true,
             config_hash: format!("h{hash}"),
+            recover_from: None,
         },
         zookeeper: ZooKeeperTarget {
             replicas: zookeeper,
             config_hash: format!("h{hash}"),
+            recover_from: None,
         },
         restart_requested_at: (token > 0).then(|| format!("t{token}")),
     }
 }
 
-/// Fault budgets: member faults, operator crashes mid-action, spec edits, passed deadlines.
+/// Fault budgets: member faults, operator crashes mid-action, spec edits, passed deadlines,
+/// committed writes that leave members behind.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Budget(pub u8, pub u8, pub u8, pub u8);
+pub(crate) struct Budget(pub u8, pub u8, pub u8, pub u8, pub u8);
 
 fn state<C>(members: Vec<ModelMember<C>>, budget: Budget) -> State<C> {
-    let Budget(faults, crashes, edits, deadlines) = budget;
+    let Budget(faults, crashes, edits, deadlines, writes) = budget;
     State {
         initialised: !members.is_empty(),
         members,
@@ -304,6 +347,7 @@ fn state<C>(members: Vec<ModelMember<C>>, budget: Budget) -> State<C> {
         crashes,
         edits,
         deadlines,
+        writes,
     }
 }
 
@@ -319,6 +363,7 @@ fn member<C>(ordinal: u32, config: C) -> ModelMember<C> {
         ordinal,
         volume: true,
         data: true,
+        behind: false,
         reachable: true,
         pod: Some(pod),
     }
@@ -393,16 +438,18 @@ pub(crate) fn masters_scenarios(large: bool) -> Vec<Scenario> {
     let m = |n, q| spec((n, q), 1, 0, 0);
     if !large {
         return vec![
-            masters((3, 2), vec![m(5, 3), m(3, 2)], Budget(2, 1, 1, 1)),
-            masters((5, 3), vec![m(3, 2), m(5, 3)], Budget(1, 1, 1, 1)),
-            masters((3, 2), vec![m(7, 4)], Budget(1, 1, 0, 1)),
-            masters((3, 2), vec![m(3, 2)], Budget(2, 2, 0, 1)),
-            masters((1, 1), vec![m(3, 2), m(1, 1)], Budget(1, 1, 1, 1)),
-            masters((0, 2), vec![m(3, 2)], Budget(1, 1, 0, 1)),
+            masters((3, 2), vec![m(5, 3), m(3, 2)], Budget(2, 1, 1, 1, 0)),
+            masters((5, 3), vec![m(3, 2), m(5, 3)], Budget(1, 1, 1, 1, 0)),
+            masters((3, 2), vec![m(7, 4)], Budget(1, 1, 0, 1, 0)),
+            masters((3, 2), vec![m(3, 2)], Budget(2, 2, 0, 1, 0)),
+            masters((3, 2), vec![m(3, 2)], Budget(2, 1, 0, 0, 1)),
+            masters((5, 3), vec![m(5, 3)], Budget(3, 0, 0, 0, 1)),
+            masters((1, 1), vec![m(3, 2), m(1, 1)], Budget(1, 1, 1, 1, 0)),
+            masters((0, 2), vec![m(3, 2)], Budget(1, 1, 0, 1, 0)),
             masters(
                 (3, 2),
                 vec![spec((3, 2), 1, 1, 1), spec((3, 2), 1, 2, 2)],
-                Budget(1, 1, 1, 1),
+                Budget(1, 1, 1, 1, 0),
             ),
         ];
     }
@@ -416,13 +463,21 @@ pub(crate) fn masters_scenarios(large: bool) -> Vec<Scenario> {
             all.push(masters(
                 (n, n / 2 + 1),
                 vec![m(target, q), m(n, n / 2 + 1)],
-                Budget(1, 1, 1, 1),
+                Budget(1, 1, 1, 1, 0),
             ));
         }
     }
-    all.push(masters((3, 2), vec![m(5, 3), m(3, 2)], Budget(2, 1, 1, 1)));
-    all.push(masters((5, 3), vec![m(3, 2), m(7, 4)], Budget(2, 1, 1, 1)));
-    all.push(masters((3, 2), vec![m(3, 2)], Budget(3, 2, 0, 0)));
+    all.push(masters(
+        (3, 2),
+        vec![m(5, 3), m(3, 2)],
+        Budget(2, 1, 1, 1, 0),
+    ));
+    all.push(masters(
+        (5, 3),
+        vec![m(3, 2), m(7, 4)],
+        Budget(2, 1, 1, 1, 0),
+    ));
+    all.push(masters((3, 2), vec![m(3, 2)], Budget(3, 2, 0, 0, 0)));
     all
 }
 
@@ -430,17 +485,18 @@ pub(crate) fn zookeeper_scenarios(large: bool) -> Vec<Scenario> {
     let z = |n| spec((1, 1), n, 0, 0);
     if !large {
         return vec![
-            zookeeper(3, vec![z(5), z(3)], Budget(1, 1, 1, 1)),
-            zookeeper(5, vec![z(3), z(5)], Budget(1, 1, 1, 1)),
-            zookeeper(3, vec![z(3)], Budget(2, 1, 0, 1)),
-            zookeeper(1, vec![z(3)], Budget(1, 1, 0, 1)),
-            zookeeper(0, vec![z(3)], Budget(1, 1, 0, 1)),
+            zookeeper(3, vec![z(5), z(3)], Budget(1, 1, 1, 1, 0)),
+            zookeeper(5, vec![z(3), z(5)], Budget(1, 1, 1, 1, 0)),
+            zookeeper(3, vec![z(3)], Budget(2, 1, 0, 1, 0)),
+            zookeeper(3, vec![z(3)], Budget(3, 0, 0, 0, 1)),
+            zookeeper(1, vec![z(3)], Budget(1, 1, 0, 1, 0)),
+            zookeeper(0, vec![z(3)], Budget(1, 1, 0, 1, 0)),
         ];
     }
     let mut all = Vec::new();
     for n in 1..=7u32 {
         for target in [1, 3, 5, 7] {
-            all.push(zookeeper(n, vec![z(target), z(n)], Budget(1, 1, 1, 1)));
+            all.push(zookeeper(n, vec![z(target), z(n)], Budget(1, 1, 1, 1, 0)));
         }
     }
     all

@@ -16,6 +16,7 @@ pub mod member;
 pub mod observe;
 pub mod probe;
 pub mod reconcile;
+pub mod retain;
 pub mod zookeeper;
 
 /// A MesosCluster for unit tests: `prod` in namespace `dcos`, with a uid so it can own objects.

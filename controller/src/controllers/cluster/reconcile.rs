@@ -20,10 +20,12 @@ use super::member::{
     ANNOTATION_CONFIG_HASH, ANNOTATION_INCARNATION, LABEL_CLUSTER, LABEL_MEMBER, LABEL_ROLE, Role,
     pod_ready,
 };
-use super::{apply, desired, disruption, execute, marathon, masters, observe, probe, zookeeper};
+use super::{
+    apply, desired, disruption, execute, marathon, masters, observe, probe, retain, zookeeper,
+};
 use crate::controllers::conditions::{self, ACCEPTED, Desired as Want};
 use crate::controllers::error::ReconcileError;
-use crate::controllers::objects;
+use crate::controllers::{objects, retention};
 use crate::controllers::{Context, Managed, accept, events, marathon_access, status};
 use crate::crd::MesosCluster;
 use crate::crd::cluster::{MemberStatus, RoleStatus};
@@ -65,6 +67,24 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         .await
         .map_err(kube("listing claims"))?
         .items;
+    // Data left by a deleted incarnation of this cluster (docs/adr/0002-deletion-keeps-data.md):
+    // its fencing is always restored; the rest is adopted only when the spec asks, and until
+    // then nothing is started.
+    let owner = retain::owner(mc);
+    let volumes = retention::volumes(&ctx.client, &owner)
+        .await
+        .map_err(kube("listing the retained volumes"))?;
+    let retained = retain::Retained::find(&owner, &claims, &volumes);
+    if !mc.spec.paused && !retained.tombstones.is_empty() {
+        retain::restore_tombstones(mc, ctx, &retained.tombstones).await?;
+        return Ok(Action::requeue(CHANGING));
+    }
+    if !mc.spec.paused && !retained.is_empty() && mc.spec.adopt_retained_data {
+        retain::adopt(mc, ctx, &owner, &retained).await?;
+        return Ok(Action::requeue(CHANGING));
+    }
+    let held = (!retained.is_empty()).then(|| retained.message());
+
     // The Marathon Secrets, read once: how to reach the servers, and their config digest.
     let secrets = marathon_access::Secrets::fetch(&ctx.client, mc).await;
     let access = match &secrets {
@@ -98,11 +118,16 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         clock,
     );
     let mut marathon_settled = true;
-    if !mc.spec.paused {
+    if !mc.spec.paused && held.is_none() {
+        // Before any step, so no claim this pass deletes is patched afterwards.
+        retention::sync(&ctx.client, &owner, &claims, &volumes)
+            .await
+            .map_err(kube("keeping the data volumes to spec.deletionPolicy"))?;
         let incarnation = format!("{}", Utc::now().timestamp_millis());
         let mut steps = apply::steps(mc, &decision, &observed, &incarnation);
         apply::count_action(&mut steps, operation.as_ref());
         if !steps.is_empty() {
+            retain::before_fencing(ctx, &owner, &steps, &claims, &volumes).await?;
             execute::execute(&ctx.client, mc, &steps).await?;
             publish(mc, ctx, &decision, &steps, &observed).await;
         }
@@ -124,6 +149,7 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         &decision,
         operation.as_ref(),
         marathon_secrets.as_ref().err(),
+        held.as_deref(),
         clock.now,
     );
     view.marathon.leader = marathon_leader;
@@ -421,6 +447,7 @@ fn status_view(
     decision: &Decision,
     operation: Option<&quorum::Operation>,
     marathon_secrets: Option<&marathon_access::AccessError>,
+    retained: Option<&str>,
     now: chrono::DateTime<Utc>,
 ) -> ClusterStatusView {
     let zk_health = quorum::zookeeper_health(&observed.zookeeper);
@@ -461,6 +488,12 @@ fn status_view(
         }
     };
     let progressing = match (decision, operation) {
+        _ if retained.is_some() && !mc.spec.paused => Want {
+            type_: "Progressing",
+            status: false,
+            reason: "RetainedDataFound",
+            message: "Waiting for a decision on retained data (see Degraded).".into(),
+        },
         _ if mc.spec.paused => Want {
             type_: "Progressing",
             status: false,
@@ -505,6 +538,12 @@ fn status_view(
         },
     };
     let degraded = match (decision, operation, marathon_secrets) {
+        _ if let Some(message) = retained => Want {
+            type_: "Degraded",
+            status: true,
+            reason: "RetainedDataFound",
+            message: message.to_string(),
+        },
         (Decision::Blocked(b), _, _) => Want {
             type_: "Degraded",
             status: true,

@@ -95,7 +95,11 @@ impl DataOwner {
     }
 
     fn tombstone_list(&self) -> String {
-        self.tombstones.iter().cloned().collect::<Vec<_>>().join(",")
+        self.tombstones
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The merge patch that brings one of this incarnation's claims to the policy (owner
@@ -139,8 +143,16 @@ impl DataOwner {
 
     /// The merge patch that labels the volume bound to `claim` for this owner and sets its
     /// reclaim policy, or `None` when it is there.
-    pub fn volume_patch(&self, claim: &PersistentVolumeClaim, pv: &PersistentVolume) -> Option<Value> {
-        let member = claim.labels().get(LABEL_MEMBER).cloned().unwrap_or_default();
+    pub fn volume_patch(
+        &self,
+        claim: &PersistentVolumeClaim,
+        pv: &PersistentVolume,
+    ) -> Option<Value> {
+        let member = claim
+            .labels()
+            .get(LABEL_MEMBER)
+            .cloned()
+            .unwrap_or_default();
         let fenced = self.fenced(claim.labels());
         let labels = BTreeMap::from([
             (self.label.to_string(), Some(self.name.clone())),
@@ -159,9 +171,7 @@ impl DataOwner {
             .as_ref()
             .and_then(|s| s.persistent_volume_reclaim_policy.as_deref());
         let same = current == Some(reclaim)
-            && labels
-                .iter()
-                .all(|(k, v)| pv.labels().get(k) == v.as_ref())
+            && labels.iter().all(|(k, v)| pv.labels().get(k) == v.as_ref())
             && annotations
                 .iter()
                 .all(|(k, v)| pv.annotations().get(k) == Some(v));
@@ -175,7 +185,10 @@ impl DataOwner {
 
     /// Claims carrying the owner's label that no incarnation of it owns now: left by a deleted
     /// incarnation (retained data). Claims being deleted are not data any more.
-    pub fn retained<'a>(&self, claims: &'a [PersistentVolumeClaim]) -> Vec<&'a PersistentVolumeClaim> {
+    pub fn retained<'a>(
+        &self,
+        claims: &'a [PersistentVolumeClaim],
+    ) -> Vec<&'a PersistentVolumeClaim> {
         claims
             .iter()
             .filter(|c| c.labels().get(self.label) == Some(&self.name))
@@ -215,9 +228,15 @@ fn held(pv: &PersistentVolume, namespace: &str, claims: &[PersistentVolumeClaim]
 }
 
 /// The volumes labelled for `owner` (every namespace: the caller filters).
-pub async fn volumes(client: &Client, owner: &DataOwner) -> Result<Vec<PersistentVolume>, kube::Error> {
+pub async fn volumes(
+    client: &Client,
+    owner: &DataOwner,
+) -> Result<Vec<PersistentVolume>, kube::Error> {
     let lp = ListParams::default().labels(&format!("{}={}", owner.label, owner.name));
-    Ok(Api::<PersistentVolume>::all(client.clone()).list(&lp).await?.items)
+    Ok(Api::<PersistentVolume>::all(client.clone())
+        .list(&lp)
+        .await?
+        .items)
 }
 
 /// Brings this incarnation's claims and their bound volumes to the policy, one merge patch per
@@ -237,7 +256,11 @@ pub async fn sync(
     for claim in mine {
         if let Some(patch) = owner.claim_patch(claim) {
             claim_api
-                .patch(&claim.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(
+                    &claim.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await?;
         }
         let Some(pv_name) = claim
@@ -277,7 +300,11 @@ pub async fn sync(
             let patch = json!({"metadata": {"labels": {LABEL_FENCED: "true"}},
                                "spec": {"persistentVolumeReclaimPolicy": "Delete"}});
             pv_api
-                .patch(&pv.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(
+                    &pv.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await?;
         }
     }

@@ -211,7 +211,10 @@ async fn provision(
 /// either unclaimed or pre-bound to exactly this claim (namespace and name, with no uid or this
 /// claim's uid). Otherwise the claim stays Pending, as it would on a real cluster (a Released
 /// PV still pointing at its old claim's uid is never rebound by itself).
-async fn bind_prebound(client: &Client, claim: &PersistentVolumeClaim) -> Result<(), ProvisionError> {
+async fn bind_prebound(
+    client: &Client,
+    claim: &PersistentVolumeClaim,
+) -> Result<(), ProvisionError> {
     let ns = claim.metadata.namespace.clone().unwrap_or_default();
     let name = claim.metadata.name.clone().unwrap_or_default();
     let uid = claim.metadata.uid.clone().unwrap_or_default();
@@ -256,7 +259,9 @@ async fn bind_prebound(client: &Client, claim: &PersistentVolumeClaim) -> Result
         .patch_status(
             &name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Bound", "accessModes": access, "capacity": capacity}})),
+            &Patch::Merge(
+                json!({"status": {"phase": "Bound", "accessModes": access, "capacity": capacity}}),
+            ),
         )
         .await?;
     Ok(())

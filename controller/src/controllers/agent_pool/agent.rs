@@ -268,7 +268,12 @@ pub fn claim_name(pool: &MesosAgentPool, ordinal: u32, volume: &AgentVolume) -> 
 /// The pool as the owner of its agents' claims (docs/adr/0002-deletion-keeps-data.md): under
 /// `deletionPolicy: Retain` they carry no owner reference and their volumes are kept.
 pub fn data_owner(pool: &MesosAgentPool) -> DataOwner {
-    let mut owner = DataOwner::new(pool, LABEL_POOL, pool.spec.deletion_policy, Default::default());
+    let mut owner = DataOwner::new(
+        pool,
+        LABEL_POOL,
+        pool.spec.deletion_policy,
+        Default::default(),
+    );
     owner.delete_own_orphans = true;
     owner
 }

@@ -82,9 +82,12 @@ pub async fn reconcile(pool: &MesosAgentPool, ctx: &Context) -> Result<Action, R
     // new agent (their checkpoint belongs to an agent id that is gone): nothing starts until the
     // user has dealt with them (docs/adr/0002-deletion-keeps-data.md).
     let owner = agent::data_owner(pool);
-    let retained: Vec<String> = owner.retained(&claims).iter().map(|c| c.name_any()).collect();
-    let claims: Vec<PersistentVolumeClaim> =
-        claims.into_iter().filter(|c| owner.owns(c)).collect();
+    let retained: Vec<String> = owner
+        .retained(&claims)
+        .iter()
+        .map(|c| c.name_any())
+        .collect();
+    let claims: Vec<PersistentVolumeClaim> = claims.into_iter().filter(|c| owner.owns(c)).collect();
     // Before any step: a claim deleted by this pass is not patched afterwards, and the volumes
     // of agents removed by earlier passes (the finalizer's too) are released for deletion.
     let volumes = retention::volumes(&ctx.client, &owner)

@@ -25,8 +25,8 @@ use super::{
 };
 use crate::controllers::conditions::{self, ACCEPTED, Desired as Want};
 use crate::controllers::error::ReconcileError;
-use crate::controllers::{objects, retention};
 use crate::controllers::{Context, Managed, accept, events, marathon_access, status};
+use crate::controllers::{objects, retention};
 use crate::crd::MesosCluster;
 use crate::crd::cluster::{MemberStatus, RoleStatus};
 use crate::quorum::{self, Clock, Decision, Observed, OperationUpdate};
@@ -148,8 +148,10 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         &pods,
         &decision,
         operation.as_ref(),
-        marathon_secrets.as_ref().err(),
-        held.as_deref(),
+        Holds {
+            marathon_secrets: marathon_secrets.as_ref().err(),
+            retained: held.as_deref(),
+        },
         clock.now,
     );
     view.marathon.leader = marathon_leader;
@@ -440,16 +442,27 @@ impl ClusterStatusView {
     }
 }
 
+/// What keeps the cluster from acting besides the planner.
+struct Holds<'a> {
+    /// A Marathon Secret cannot be read: no Marathon server is started or restarted.
+    marathon_secrets: Option<&'a marathon_access::AccessError>,
+    /// Data of a deleted incarnation awaits a decision (docs/adr/0002-deletion-keeps-data.md).
+    retained: Option<&'a str>,
+}
+
 fn status_view(
     mc: &MesosCluster,
     observed: &Observed,
     pods: &[Pod],
     decision: &Decision,
     operation: Option<&quorum::Operation>,
-    marathon_secrets: Option<&marathon_access::AccessError>,
-    retained: Option<&str>,
+    holds: Holds<'_>,
     now: chrono::DateTime<Utc>,
 ) -> ClusterStatusView {
+    let Holds {
+        marathon_secrets,
+        retained,
+    } = holds;
     let zk_health = quorum::zookeeper_health(&observed.zookeeper);
     let master_health = quorum::masters_health(&observed.masters);
     let quorate = zk_health.quorate() && master_health.quorate();

@@ -46,14 +46,20 @@ pub async fn before_fencing(
     }
     let member_claims: Vec<PersistentVolumeClaim> = claims
         .iter()
-        .filter(|c| c.labels().get(LABEL_MEMBER).is_some_and(|m| fencing.contains(m)))
+        .filter(|c| {
+            c.labels()
+                .get(LABEL_MEMBER)
+                .is_some_and(|m| fencing.contains(m))
+        })
         .cloned()
         .collect();
     let mut marking = owner.clone();
     marking.tombstones.extend(fencing);
     crate::controllers::retention::sync(&ctx.client, &marking, &member_claims, volumes)
         .await
-        .map_err(kube("marking a member fenced on its claims and volumes".into()))
+        .map_err(kube(
+            "marking a member fenced on its claims and volumes".into(),
+        ))
 }
 
 /// The cluster as the owner of its data claims, with the tombstones of its status.
@@ -63,7 +69,11 @@ pub fn owner(mc: &MesosCluster) -> DataOwner {
         .as_ref()
         .map(|s| {
             let t = &s.tombstones;
-            t.zookeeper.iter().chain(&t.masters).map(|t| t.name.clone()).collect()
+            t.zookeeper
+                .iter()
+                .chain(&t.masters)
+                .map(|t| t.name.clone())
+                .collect()
         })
         .unwrap_or_default();
     DataOwner::new(mc, LABEL_CLUSTER, mc.spec.deletion_policy, tombstones)
@@ -194,7 +204,11 @@ pub async fn restore_tombstones(
     }
     let patch = json!({"status": {"tombstones": t}});
     clusters
-        .patch_status(&mc.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch_status(
+            &mc.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
         .map_err(kube("restoring the retained tombstones".into()))?;
     Ok(())
@@ -216,7 +230,11 @@ pub async fn adopt(
     for claim in &retained.claims {
         if let Some(patch) = owner.claim_patch(claim) {
             claims
-                .patch(&claim.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(
+                    &claim.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await
                 .map_err(kube(format!("adopting claim {}", claim.name_any())))?;
         }
@@ -236,9 +254,16 @@ pub async fn adopt(
                                   "uid": null, "resourceVersion": null}}
         });
         volumes
-            .patch(&pv.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                &pv.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
-            .map_err(kube(format!("reserving volume {} for {name}", pv.name_any())))?;
+            .map_err(kube(format!(
+                "reserving volume {} for {name}",
+                pv.name_any()
+            )))?;
         let spec = claim.spec.get_or_insert_default();
         let pv_spec = pv.spec.clone().unwrap_or_default();
         spec.volume_name = Some(pv.name_any());
@@ -248,7 +273,10 @@ pub async fn adopt(
         }
         objects::create(&claims, &claim)
             .await
-            .map_err(kube(format!("creating claim {name} on volume {}", pv.name_any())))?;
+            .map_err(kube(format!(
+                "creating claim {name} on volume {}",
+                pv.name_any()
+            )))?;
         adopted.push(format!("{name} (volume {})", pv.name_any()));
     }
     let note = format!("Adopted retained data: {}.", adopted.join(", "));
@@ -268,7 +296,10 @@ pub fn role_of(mc: &MesosCluster, member: &str) -> Option<Role> {
     let rest = member.strip_prefix(&format!("{}-", mc.name_any()))?;
     [Role::ZooKeeper, Role::Master, Role::Marathon]
         .into_iter()
-        .find(|r| rest.strip_prefix(r.short()).is_some_and(|n| n.starts_with('-')))
+        .find(|r| {
+            rest.strip_prefix(r.short())
+                .is_some_and(|n| n.starts_with('-'))
+        })
 }
 
 /// The claim a Released volume held, built afresh from the spec for its member: the name is

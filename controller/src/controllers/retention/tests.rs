@@ -54,7 +54,10 @@ fn claims_are_owned_only_under_delete_and_always_stamped() {
     let mut meta = ObjectMeta::default();
     owner(DeletionPolicy::Retain, &[]).stamp(&mut meta);
     assert_eq!(meta.owner_references, None);
-    assert_eq!(meta.annotations.as_ref().unwrap()[ANNOTATION_OWNER_UID], UID);
+    assert_eq!(
+        meta.annotations.as_ref().unwrap()[ANNOTATION_OWNER_UID],
+        UID
+    );
     owner(DeletionPolicy::Delete, &[]).stamp(&mut meta);
     assert_eq!(meta.owner_references.unwrap()[0].uid, UID);
 }
@@ -84,7 +87,9 @@ fn claim_patches_follow_the_policy_and_settle() {
     legacy.metadata.annotations = None;
     legacy.metadata.owner_references = mc.controller_owner_ref(&()).map(|r| vec![r]);
     let retain = owner(DeletionPolicy::Retain, &[]);
-    let patch = retain.claim_patch(&legacy).expect("an owned legacy claim is released");
+    let patch = retain
+        .claim_patch(&legacy)
+        .expect("an owned legacy claim is released");
     let after = merged(&legacy, &patch);
     assert!(after.owner_references().is_empty(), "{patch}");
     assert_eq!(retain.claim_patch(&after), None, "settled");
@@ -98,12 +103,19 @@ fn claim_patches_follow_the_policy_and_settle() {
 fn volumes_are_retained_labelled_and_a_fenced_members_deleted() {
     let mc = test_cluster(json!({}));
     let claim = bound(masters::claims(&mc, 2)[0].clone(), "c2", "pv-2");
-    let pv = volume("pv-2", json!({}), json!({"namespace": "dcos", "name": "prod-master-2-work", "uid": "c2"}));
+    let pv = volume(
+        "pv-2",
+        json!({}),
+        json!({"namespace": "dcos", "name": "prod-master-2-work", "uid": "c2"}),
+    );
     let retain = owner(DeletionPolicy::Retain, &[]);
     let patch = retain.volume_patch(&claim, &pv).unwrap();
     let after = merged(&pv, &patch);
     let spec = after.spec.as_ref().unwrap();
-    assert_eq!(spec.persistent_volume_reclaim_policy.as_deref(), Some("Retain"));
+    assert_eq!(
+        spec.persistent_volume_reclaim_policy.as_deref(),
+        Some("Retain")
+    );
     assert_eq!(after.labels()[LABEL_CLUSTER], "prod");
     assert_eq!(after.labels()[LABEL_NAMESPACE], "dcos");
     assert_eq!(after.labels()[LABEL_MEMBER], "prod-master-2");
@@ -113,13 +125,19 @@ fn volumes_are_retained_labelled_and_a_fenced_members_deleted() {
     let fencing = owner(DeletionPolicy::Retain, &["prod-master-2"]);
     let fenced = merged(&after, &fencing.volume_patch(&claim, &after).unwrap());
     let spec = fenced.spec.as_ref().unwrap();
-    assert_eq!(spec.persistent_volume_reclaim_policy.as_deref(), Some("Delete"));
+    assert_eq!(
+        spec.persistent_volume_reclaim_policy.as_deref(),
+        Some("Delete")
+    );
     assert_eq!(fenced.labels()[LABEL_FENCED], "true");
     assert_eq!(fenced.annotations()[ANNOTATION_TOMBSTONES], "prod-master-2");
     let deleting = owner(DeletionPolicy::Delete, &[]);
     let back = merged(&after, &deleting.volume_patch(&claim, &after).unwrap());
     let spec = back.spec.as_ref().unwrap();
-    assert_eq!(spec.persistent_volume_reclaim_policy.as_deref(), Some("Delete"));
+    assert_eq!(
+        spec.persistent_volume_reclaim_policy.as_deref(),
+        Some("Delete")
+    );
 }
 
 #[test]
@@ -130,15 +148,35 @@ fn orphans_are_our_volumes_no_present_claim_holds() {
     let claim = bound(masters::claims(&mc, 1)[0].clone(), "c1", "pv-1");
     let volumes = [
         // held by its bound claim
-        volume("pv-1", ours.clone(), json!({"namespace": "dcos", "name": "prod-master-1-work", "uid": "c1"})),
+        volume(
+            "pv-1",
+            ours.clone(),
+            json!({"namespace": "dcos", "name": "prod-master-1-work", "uid": "c1"}),
+        ),
         // reserved for a claim of that name, not bound yet
-        volume("pv-1b", ours.clone(), json!({"namespace": "dcos", "name": "prod-master-1-work"})),
+        volume(
+            "pv-1b",
+            ours.clone(),
+            json!({"namespace": "dcos", "name": "prod-master-1-work"}),
+        ),
         // its claim was deleted with the namespace: Released
-        volume("pv-2", ours.clone(), json!({"namespace": "dcos", "name": "prod-master-2-work", "uid": "old"})),
+        volume(
+            "pv-2",
+            ours.clone(),
+            json!({"namespace": "dcos", "name": "prod-master-2-work", "uid": "old"}),
+        ),
         // a claim of the old name exists, but it is another claim
-        volume("pv-3", ours, json!({"namespace": "dcos", "name": "prod-master-1-work", "uid": "old"})),
+        volume(
+            "pv-3",
+            ours,
+            json!({"namespace": "dcos", "name": "prod-master-1-work", "uid": "old"}),
+        ),
         // another namespace's cluster of the same name
-        volume("pv-4", json!({LABEL_CLUSTER: "prod", LABEL_NAMESPACE: "staging"}), json!({"namespace": "staging", "name": "x", "uid": "u"})),
+        volume(
+            "pv-4",
+            json!({LABEL_CLUSTER: "prod", LABEL_NAMESPACE: "staging"}),
+            json!({"namespace": "staging", "name": "x", "uid": "u"}),
+        ),
     ];
     let names: Vec<String> = o
         .orphans(&volumes, &[claim])
@@ -161,5 +199,8 @@ fn tombstones_are_read_back_from_annotations_and_fenced_labels() {
     .unwrap();
     let c = ObjectMeta::default();
     let found: Vec<String> = recorded_tombstones([&a, &b, &c]).into_iter().collect();
-    assert_eq!(found, ["prod-master-2", "prod-master-5", "prod-zookeeper-4"]);
+    assert_eq!(
+        found,
+        ["prod-master-2", "prod-master-5", "prod-zookeeper-4"]
+    );
 }

@@ -52,7 +52,11 @@ fn claims_and_released_volumes_of_a_deleted_incarnation_are_found_with_their_fen
     let names: Vec<String> = r.claims.iter().map(|c| c.name_any()).collect();
     assert_eq!(
         names,
-        ["prod-zookeeper-1-data", "prod-master-1-work", "prod-master-1-logs"]
+        [
+            "prod-zookeeper-1-data",
+            "prod-master-1-work",
+            "prod-master-1-logs"
+        ]
     );
     assert_eq!(r.collecting, ["prod-zookeeper-2-data"]);
     let vols: Vec<String> = r.volumes.iter().map(|v| v.name_any()).collect();
@@ -60,7 +64,10 @@ fn claims_and_released_volumes_of_a_deleted_incarnation_are_found_with_their_fen
     let t: Vec<&str> = r.tombstones.iter().map(String::as_str).collect();
     assert_eq!(t, ["prod-master-3", "prod-master-4"]);
     let msg = r.message();
-    assert!(msg.contains("prod-master-1-work") && msg.contains("pv-m2"), "{msg}");
+    assert!(
+        msg.contains("prod-master-1-work") && msg.contains("pv-m2"),
+        "{msg}"
+    );
     assert!(msg.contains("spec.adoptRetainedData"), "{msg}");
     assert!(msg.contains("garbage-collected"), "{msg}");
 }
@@ -68,10 +75,14 @@ fn claims_and_released_volumes_of_a_deleted_incarnation_are_found_with_their_fen
 #[test]
 fn fenced_members_claims_are_left_to_fencing_not_reported() {
     let mut mc = test_cluster(json!({}));
-    mc.status.get_or_insert_default().tombstones.masters.push(Tombstone {
-        name: "prod-master-1".into(),
-        ordinal: 1,
-    });
+    mc.status
+        .get_or_insert_default()
+        .tombstones
+        .masters
+        .push(Tombstone {
+            name: "prod-master-1".into(),
+            ordinal: 1,
+        });
     let claims: Vec<PersistentVolumeClaim> = masters::claims(&mc, 1).map(foreign).into();
     let r = Retained::find(&owner(&mc), &claims, &[]);
     assert!(r.is_empty(), "{r:?}");
@@ -85,7 +96,17 @@ fn member_names_map_to_roles_and_volumes_to_their_claims() {
     assert_eq!(role_of(&mc, "prod-zookeeper-3"), Some(Role::ZooKeeper));
     assert_eq!(role_of(&mc, "prod-master-12"), Some(Role::Master));
     assert_eq!(role_of(&mc, "staging-master-1"), None);
-    let c = claim_for(&mc, &released("pv", "prod-master-2", "prod-master-2-logs", false)).unwrap();
+    let c = claim_for(
+        &mc,
+        &released("pv", "prod-master-2", "prod-master-2-logs", false),
+    )
+    .unwrap();
     assert_eq!(c.name_any(), "prod-master-2-logs");
-    assert!(claim_for(&mc, &released("pv", "prod-master-2", "prod-master-2-other", false)).is_none());
+    assert!(
+        claim_for(
+            &mc,
+            &released("pv", "prod-master-2", "prod-master-2-other", false)
+        )
+        .is_none()
+    );
 }

@@ -1,0 +1,422 @@
+//! Deleting never destroys data without intent (docs/adr/0002-deletion-keeps-data.md), on a real
+//! apiserver with kube-controller-manager's garbage collector and namespace controller, the
+//! node runner, real ZooKeeper and the masters' simulator:
+//!
+//! 1. `deletionPolicy: Retain` (the default): deleting the MesosCluster leaves every data claim
+//!    and volume; re-created without `adoptRetainedData` it starts nothing and says
+//!    `RetainedDataFound`; with it, the same ensemble comes back with its data (a znode written
+//!    before, the masters' replicated logs with their identities).
+//! 2. Deleting the namespace deletes the claims but leaves the volumes `Released`; re-created in
+//!    another namespace (after the documented relabelling) with adoption, the data is back.
+//! 3. `deletionPolicy: Delete`: deleting the MesosCluster removes the claims and the volumes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Pod};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use mesos_operator::controllers::cluster::member::LABEL_CLUSTER;
+use mesos_operator::controllers::retention::LABEL_NAMESPACE;
+use mesos_operator::crd::MesosCluster;
+use mesos_sims::zk::Zk;
+use mesos_sims::zk_url::ZkUrl;
+use serde_json::json;
+
+mod common;
+use common::{
+    assert_masters_healthy, create_cluster, eventually, settled_master_view, start_operator,
+    wait_phase,
+};
+
+const NS: &str = "retain-a";
+const MOVED: &str = "retain-b";
+const MARKER: &[u8] = b"written before the delete";
+
+fn spec(extra: serde_json::Value) -> serde_json::Value {
+    let mut spec = json!({"zookeeper": {"replicas": 1}, "masters": {"replicas": 3},
+                          "marathon": {"replicas": 0}, "placement": {"antiAffinity": "None"}});
+    for (k, v) in extra.as_object().expect("an object") {
+        spec[k] = v.clone();
+    }
+    spec
+}
+
+/// The cluster's data claims: name -> (uid, bound volume).
+async fn claims(client: &Client, ns: &str) -> BTreeMap<String, (String, String)> {
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("{LABEL_CLUSTER}=prod")))
+        .await
+        .expect("claims")
+        .items
+        .into_iter()
+        .map(|c| {
+            let volume = c.spec.as_ref().and_then(|s| s.volume_name.clone());
+            (
+                c.name_any(),
+                (c.uid().unwrap_or_default(), volume.unwrap_or_default()),
+            )
+        })
+        .collect()
+}
+
+/// Each named volume's reclaim policy, phase and whether its directory is still there.
+async fn volumes(
+    client: &Client,
+    names: &BTreeSet<String>,
+) -> BTreeMap<String, (String, String, bool)> {
+    let api: Api<PersistentVolume> = Api::all(client.clone());
+    let mut out = BTreeMap::new();
+    for name in names {
+        let Some(pv) = api.get_opt(name).await.expect("get volume") else {
+            continue;
+        };
+        let spec = pv.spec.clone().unwrap_or_default();
+        let dir = spec.host_path.map(|h| h.path).unwrap_or_default();
+        let phase = pv.status.and_then(|s| s.phase).unwrap_or_default();
+        let policy = spec.persistent_volume_reclaim_policy.unwrap_or_default();
+        out.insert(
+            name.clone(),
+            (policy, phase, std::path::Path::new(&dir).is_dir()),
+        );
+    }
+    out
+}
+
+/// ZooKeeper server 1 of `prod` in `ns`.
+async fn zookeeper(client: &Client, ns: &str) -> Zk {
+    let ip = eventually(
+        "the ZooKeeper pod's IP",
+        Duration::from_secs(60),
+        || async {
+            let pod = Api::<Pod>::namespaced(client.clone(), ns)
+                .get("prod-zookeeper-1")
+                .await
+                .map_err(|e| e.to_string())?;
+            pod.status
+                .and_then(|s| s.pod_ip)
+                .ok_or_else(|| "no IP yet".to_string())
+        },
+    )
+    .await;
+    let url = ZkUrl {
+        servers: format!("{ip}:2181"),
+        path: "/".into(),
+        credentials: None,
+    };
+    Zk::connect(&url, Duration::from_secs(10), Duration::from_secs(30))
+        .await
+        .expect("connect to ZooKeeper")
+}
+
+/// Every master's replicated-log identity and status, from the simulator's log endpoint.
+async fn log_replicas(
+    client: &Client,
+    http: &reqwest::Client,
+    ns: &str,
+) -> BTreeMap<String, String> {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels("mesos.operator.dev/role=master"))
+        .await
+        .expect("master pods");
+    let mut out = BTreeMap::new();
+    for pod in pods.items {
+        let ip = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .expect("pod IP");
+        let status: serde_json::Value = http
+            .get(format!("http://{ip}:5050/sim/log/status"))
+            .send()
+            .await
+            .expect("log status")
+            .json()
+            .await
+            .expect("log status JSON");
+        assert_eq!(status["status"], "VOTING", "{}: {status}", pod.name_any());
+        out.insert(
+            pod.name_any(),
+            status["replica_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    out
+}
+
+async fn delete_cluster(client: &Client, ns: &str) {
+    let api: Api<MesosCluster> = Api::namespaced(client.clone(), ns);
+    api.delete("prod", &DeleteParams::default())
+        .await
+        .expect("delete the cluster");
+    // The garbage collector deletes the members' Pods (owned); wait until they are gone.
+    eventually(
+        "the cluster and its pods gone",
+        Duration::from_secs(120),
+        || async {
+            let pods = Api::<Pod>::namespaced(client.clone(), ns)
+                .list(&ListParams::default().labels(&format!("{LABEL_CLUSTER}=prod")))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mc = api.get_opt("prod").await.map_err(|e| e.to_string())?;
+            if pods.items.is_empty() && mc.is_none() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} pods, cluster present {}",
+                    pods.items.len(),
+                    mc.is_some()
+                ))
+            }
+        },
+    )
+    .await;
+}
+
+fn condition(mc: &MesosCluster, type_: &str) -> Option<(String, String)> {
+    let c = mc
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)?;
+    Some((c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_cluster_or_its_namespace_keeps_its_data_until_asked() {
+    let (cp, _runner, client) = common::cluster_env(NS).await;
+    let _operator = start_operator(&cp, "operator.log", &[], &[]);
+    let http = mesos_operator::tls::plain_client();
+
+    // --- A cluster with data: a znode in ZooKeeper, three replicated logs.
+    create_cluster(&client, NS, spec(json!({}))).await;
+    wait_phase(&client, NS, "Available", "3/3", Duration::from_secs(240)).await;
+    assert_masters_healthy(&settled_master_view(&client, &http, NS).await, 3, 2);
+    zookeeper(&client, NS)
+        .await
+        .put("/retain", "marker", MARKER)
+        .await
+        .expect("write the znode");
+    let logs = log_replicas(&client, &http, NS).await;
+    let before = claims(&client, NS).await;
+    assert_eq!(
+        before.len(),
+        7,
+        "1 ZooKeeper data claim and 3 x (work, logs): {before:?}"
+    );
+    let pvs: BTreeSet<String> = before.values().map(|(_, v)| v.clone()).collect();
+    eventually(
+        "every volume set to Retain",
+        Duration::from_secs(60),
+        || async {
+            let v = volumes(&client, &pvs).await;
+            let retained = v.values().filter(|(p, _, _)| p == "Retain").count();
+            if retained == pvs.len() {
+                Ok(())
+            } else {
+                Err(format!("{v:?}"))
+            }
+        },
+    )
+    .await;
+
+    // --- Deleting the MesosCluster leaves every claim (same objects) and volume.
+    delete_cluster(&client, NS).await;
+    // The collector has deleted the pods; give it as long again for anything else it would do.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        claims(&client, NS).await,
+        before,
+        "every data claim outlives the cluster"
+    );
+    let kept = volumes(&client, &pvs).await;
+    assert!(
+        kept.len() == pvs.len()
+            && kept
+                .values()
+                .all(|(_, phase, dir)| phase == "Bound" && *dir),
+        "{kept:?}"
+    );
+
+    // --- Re-created without adoption: nothing starts, and the condition says why.
+    let clusters = create_cluster(&client, NS, spec(json!({}))).await;
+    let mc = eventually("RetainedDataFound", Duration::from_secs(60), || async {
+        let mc = clusters.get("prod").await.map_err(|e| e.to_string())?;
+        match condition(&mc, "Degraded") {
+            Some((s, r)) if s == "True" && r == "RetainedDataFound" => Ok(mc),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let message = &mc
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains("prod-zookeeper-1-data") && message.contains("adoptRetainedData"),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pods = Api::<Pod>::namespaced(client.clone(), NS)
+        .list(&ListParams::default())
+        .await
+        .expect("pods");
+    assert!(
+        pods.items.is_empty(),
+        "no member may start next to retained data: {:?}",
+        pods.items.iter().map(|p| p.name_any()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        claims(&client, NS).await,
+        before,
+        "nothing created or deleted"
+    );
+
+    // --- With adoption: the same ensemble, with its data.
+    clusters
+        .patch(
+            "prod",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"adoptRetainedData": true}})),
+        )
+        .await
+        .expect("adopt");
+    wait_phase(&client, NS, "Available", "3/3", Duration::from_secs(240)).await;
+    assert_masters_healthy(&settled_master_view(&client, &http, NS).await, 3, 2);
+    assert_eq!(
+        claims(&client, NS).await,
+        before,
+        "the same claims, adopted"
+    );
+    assert_eq!(
+        log_replicas(&client, &http, NS).await,
+        logs,
+        "the masters recovered their own logs"
+    );
+    let zk = zookeeper(&client, NS).await;
+    let read = eventually("the znode back", Duration::from_secs(30), || async {
+        zk.children("/retain").await.map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(read, [("marker".to_string(), MARKER.to_vec())]);
+
+    // --- Deleting the namespace deletes the claims; the volumes stay Released with their data.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .delete(NS, &DeleteParams::default())
+        .await
+        .expect("delete the namespace");
+    eventually("the namespace gone", Duration::from_secs(180), || async {
+        match namespaces.get_opt(NS).await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(ns) => Err(format!("{:?}", ns.status)),
+        }
+    })
+    .await;
+    let released = eventually("the volumes Released", Duration::from_secs(60), || async {
+        let v = volumes(&client, &pvs).await;
+        let ok = v.len() == pvs.len()
+            && v.values()
+                .all(|(p, phase, dir)| p == "Retain" && phase == "Released" && *dir);
+        if ok { Ok(v) } else { Err(format!("{v:?}")) }
+    })
+    .await;
+    eprintln!("after the namespace was deleted: {released:?}");
+
+    // --- The documented move: relabel the volumes to the new namespace, adopt there.
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": MOVED}})).expect("ns");
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("create the new namespace");
+    let pv_api: Api<PersistentVolume> = Api::all(client.clone());
+    for pv in &pvs {
+        let patch = json!({"metadata": {"labels": {LABEL_NAMESPACE: MOVED}}});
+        pv_api
+            .patch(pv, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("relabel");
+    }
+    let clusters = create_cluster(&client, MOVED, spec(json!({"adoptRetainedData": true}))).await;
+    wait_phase(&client, MOVED, "Available", "3/3", Duration::from_secs(240)).await;
+    assert_masters_healthy(&settled_master_view(&client, &http, MOVED).await, 3, 2);
+    let moved = claims(&client, MOVED).await;
+    let names = |m: &BTreeMap<String, (String, String)>| -> BTreeMap<String, String> {
+        m.iter().map(|(k, (_, v))| (k.clone(), v.clone())).collect()
+    };
+    assert_eq!(
+        names(&moved),
+        names(&before),
+        "each claim of the old name on its old volume"
+    );
+    assert_eq!(
+        log_replicas(&client, &http, MOVED).await,
+        logs,
+        "the masters recovered their own logs"
+    );
+    let zk = zookeeper(&client, MOVED).await;
+    let read = eventually("the znode back", Duration::from_secs(30), || async {
+        zk.children("/retain").await.map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(read, [("marker".to_string(), MARKER.to_vec())]);
+
+    // --- deletionPolicy: Delete: the claims become owned, the volumes Delete; both go with it.
+    clusters
+        .patch(
+            "prod",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"deletionPolicy": "Delete"}})),
+        )
+        .await
+        .expect("deletionPolicy: Delete");
+    eventually(
+        "owned claims and Delete volumes",
+        Duration::from_secs(60),
+        || async {
+            let owned = Api::<PersistentVolumeClaim>::namespaced(client.clone(), MOVED)
+                .list(&ListParams::default().labels(&format!("{LABEL_CLUSTER}=prod")))
+                .await
+                .map_err(|e| e.to_string())?
+                .items
+                .iter()
+                .filter(|c| {
+                    c.owner_references()
+                        .iter()
+                        .any(|o| o.kind == "MesosCluster")
+                })
+                .count();
+            let v = volumes(&client, &pvs).await;
+            let deleting = v.values().filter(|(p, _, _)| p == "Delete").count();
+            if owned == pvs.len() && deleting == pvs.len() {
+                Ok(())
+            } else {
+                Err(format!("{owned} owned, {v:?}"))
+            }
+        },
+    )
+    .await;
+    delete_cluster(&client, MOVED).await;
+    eventually(
+        "claims and volumes deleted",
+        Duration::from_secs(120),
+        || async {
+            let c = claims(&client, MOVED).await;
+            let v = volumes(&client, &pvs).await;
+            if c.is_empty() && v.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("claims {c:?}, volumes {v:?}"))
+            }
+        },
+    )
+    .await;
+}

@@ -17,7 +17,8 @@ use super::observe::ordinal;
 use super::{masters, zookeeper};
 use crate::controllers::error::ReconcileError;
 use crate::controllers::retention::{
-    ANNOTATION_CLAIM, DataOwner, LABEL_FENCED, LABEL_NAMESPACE, recorded_tombstones,
+    ANNOTATION_CLAIM, ANNOTATION_OWNER_UID, DataOwner, LABEL_FENCED, LABEL_NAMESPACE,
+    recorded_tombstones,
 };
 use crate::controllers::{Context, events, objects};
 use crate::crd::MesosCluster;
@@ -111,7 +112,13 @@ impl Retained {
             .into_iter()
             .filter(|c| !fenced_member(c.labels()))
             .collect();
-        let orphans = owner.orphans(volumes, claims);
+        // This incarnation's own volumes whose claims are gone (a claim deleted under a running
+        // cluster: a member that lost its data) are the planner's business, not retained data.
+        let orphans: Vec<&PersistentVolume> = owner
+            .orphans(volumes, claims)
+            .into_iter()
+            .filter(|v| v.annotations().get(ANNOTATION_OWNER_UID) != Some(&owner.uid))
+            .collect();
         let metas = owner
             .retained(claims)
             .into_iter()

@@ -1,6 +1,6 @@
 use super::*;
 use crate::controllers::cluster::test_cluster;
-use crate::controllers::retention::{ANNOTATION_OWNER_UID, ANNOTATION_TOMBSTONES};
+use crate::controllers::retention::ANNOTATION_TOMBSTONES;
 use crate::quorum::Tombstone;
 
 fn foreign(mut claim: PersistentVolumeClaim) -> PersistentVolumeClaim {
@@ -109,4 +109,19 @@ fn member_names_map_to_roles_and_volumes_to_their_claims() {
         )
         .is_none()
     );
+}
+
+#[test]
+fn this_incarnations_own_released_volume_is_not_retained_data() {
+    // A member's claim deleted under the running cluster: its volume is Released, but it is
+    // this incarnation's (the planner replaces the member); it must not stop the cluster.
+    let mc = test_cluster(json!({}));
+    let mut own = released("pv-m2", "prod-master-2", "prod-master-2-work", false);
+    own.annotations_mut().insert(
+        ANNOTATION_OWNER_UID.into(),
+        mc.metadata.uid.clone().unwrap(),
+    );
+    let claims: Vec<PersistentVolumeClaim> = masters::claims(&mc, 1).into();
+    let r = Retained::find(&owner(&mc), &claims, &[own]);
+    assert!(r.is_empty() && r.tombstones.is_empty(), "{r:?}");
 }

@@ -18,7 +18,7 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use mesos_operator::controllers::cluster::member::LABEL_CLUSTER;
 use mesos_operator::controllers::retention::LABEL_NAMESPACE;
-use mesos_operator::crd::MesosCluster;
+use mesos_operator::crd::{MesosAgentPool, MesosCluster};
 use mesos_sims::zk::Zk;
 use mesos_sims::zk_url::ZkUrl;
 use serde_json::json;
@@ -146,6 +146,29 @@ async fn log_replicas(
     out
 }
 
+/// `prod` in `ns` is Available with three healthy masters, each on its own replicated log
+/// (`logs`: the identities from before the delete, VOTING), and ZooKeeper serves the marker.
+async fn same_ensemble_with_its_data(
+    client: &Client,
+    http: &reqwest::Client,
+    ns: &str,
+    logs: &BTreeMap<String, String>,
+) {
+    wait_phase(client, ns, "Available", "3/3", Duration::from_secs(240)).await;
+    assert_masters_healthy(&settled_master_view(client, http, ns).await, 3, 2);
+    assert_eq!(
+        &log_replicas(client, http, ns).await,
+        logs,
+        "the masters recovered their own logs"
+    );
+    let zk = zookeeper(client, ns).await;
+    let read = eventually("the znode back", Duration::from_secs(30), || async {
+        zk.children("/retain").await.map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(read, [("marker".to_string(), MARKER.to_vec())]);
+}
+
 async fn delete_cluster(client: &Client, ns: &str) {
     let api: Api<MesosCluster> = Api::namespaced(client.clone(), ns);
     api.delete("prod", &DeleteParams::default())
@@ -188,7 +211,7 @@ fn condition(mc: &MesosCluster, type_: &str) -> Option<(String, String)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_a_cluster_or_its_namespace_keeps_its_data_until_asked() {
     let (cp, _runner, client) = common::cluster_env(NS).await;
-    let _operator = start_operator(&cp, "operator.log", &[], &[]);
+    let operator = start_operator(&cp, "operator.log", &[], &[]);
     let http = mesos_operator::tls::plain_client();
 
     // --- A cluster with data: a znode in ZooKeeper, three replicated logs.
@@ -289,24 +312,12 @@ async fn deleting_a_cluster_or_its_namespace_keeps_its_data_until_asked() {
         )
         .await
         .expect("adopt");
-    wait_phase(&client, NS, "Available", "3/3", Duration::from_secs(240)).await;
-    assert_masters_healthy(&settled_master_view(&client, &http, NS).await, 3, 2);
+    same_ensemble_with_its_data(&client, &http, NS, &logs).await;
     assert_eq!(
         claims(&client, NS).await,
         before,
         "the same claims, adopted"
     );
-    assert_eq!(
-        log_replicas(&client, &http, NS).await,
-        logs,
-        "the masters recovered their own logs"
-    );
-    let zk = zookeeper(&client, NS).await;
-    let read = eventually("the znode back", Duration::from_secs(30), || async {
-        zk.children("/retain").await.map_err(|e| e.to_string())
-    })
-    .await;
-    assert_eq!(read, [("marker".to_string(), MARKER.to_vec())]);
 
     // --- Deleting the namespace deletes the claims; the volumes stay Released with their data.
     let namespaces: Api<Namespace> = Api::all(client.clone());
@@ -346,8 +357,7 @@ async fn deleting_a_cluster_or_its_namespace_keeps_its_data_until_asked() {
             .expect("relabel");
     }
     let clusters = create_cluster(&client, MOVED, spec(json!({"adoptRetainedData": true}))).await;
-    wait_phase(&client, MOVED, "Available", "3/3", Duration::from_secs(240)).await;
-    assert_masters_healthy(&settled_master_view(&client, &http, MOVED).await, 3, 2);
+    same_ensemble_with_its_data(&client, &http, MOVED, &logs).await;
     let moved = claims(&client, MOVED).await;
     let names = |m: &BTreeMap<String, (String, String)>| -> BTreeMap<String, String> {
         m.iter().map(|(k, (_, v))| (k.clone(), v.clone())).collect()
@@ -357,17 +367,9 @@ async fn deleting_a_cluster_or_its_namespace_keeps_its_data_until_asked() {
         names(&before),
         "each claim of the old name on its old volume"
     );
-    assert_eq!(
-        log_replicas(&client, &http, MOVED).await,
-        logs,
-        "the masters recovered their own logs"
-    );
-    let zk = zookeeper(&client, MOVED).await;
-    let read = eventually("the znode back", Duration::from_secs(30), || async {
-        zk.children("/retain").await.map_err(|e| e.to_string())
-    })
-    .await;
-    assert_eq!(read, [("marker".to_string(), MARKER.to_vec())]);
+
+    // --- An agent pool's claims are retained too, and never mounted by a new pool of its name.
+    let operator = agent_pool_keeps_its_claims(&cp, &client, operator).await;
 
     // --- deletionPolicy: Delete: the claims become owned, the volumes Delete; both go with it.
     clusters
@@ -419,4 +421,152 @@ async fn deleting_a_cluster_or_its_namespace_keeps_its_data_until_asked() {
         },
     )
     .await;
+    drop(operator);
+}
+
+/// A pool with one agent in `MOVED`: its claim has no owner reference and its volume is
+/// Retain. The pool goes without its finalizer running (the operator stopped, as when the CRDs
+/// and the operator are deleted together, and the finalizer removed by hand): the claim stays.
+/// A new pool of the name reports `RetainedDataFound` and starts no agent on it.
+async fn agent_pool_keeps_its_claims(
+    cp: &e2e::ControlPlane,
+    client: &Client,
+    mut operator: common::Operator,
+) -> common::Operator {
+    let pools: Api<MesosAgentPool> = Api::namespaced(client.clone(), MOVED);
+    let pool: MesosAgentPool = serde_json::from_value(json!({
+        "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MesosAgentPool", "metadata": {"name": "edge"},
+        "spec": {"clusterRef": {"name": "prod"}, "replicas": 1, "resources": {"cpus": 1, "memMb": 256},
+                 "disks": [{"mountPath": "/var/lib/mesos/slave", "tier": "P1"}]}
+    }))
+    .expect("a pool");
+    pools
+        .create(&PostParams::default(), &pool)
+        .await
+        .expect("create the pool");
+    let selector = ListParams::default().labels("mesos.operator.dev/agent-pool=edge");
+    let claim_api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), MOVED);
+    let agent_claims = eventually(
+        "the agent's claim, its volume Retain",
+        Duration::from_secs(120),
+        || async {
+            let list = claim_api
+                .list(&selector)
+                .await
+                .map_err(|e| e.to_string())?
+                .items;
+            let pvs: BTreeSet<String> = list
+                .iter()
+                .filter_map(|c| c.spec.as_ref()?.volume_name.clone())
+                .collect();
+            let v = volumes(client, &pvs).await;
+            let ok = list.len() == 1
+                && list.iter().all(|c| c.owner_references().is_empty())
+                && v.len() == 1
+                && v.values().all(|(p, _, _)| p == "Retain");
+            if ok {
+                Ok(list
+                    .iter()
+                    .map(|c| (c.name_any(), c.uid().unwrap_or_default()))
+                    .collect::<Vec<_>>())
+            } else {
+                Err(format!("{} claims, volumes {v:?}", list.len()))
+            }
+        },
+    )
+    .await;
+
+    operator.process.stop(Duration::from_secs(10));
+    let unfinalized = json!({"metadata": {"finalizers": null}});
+    pools
+        .patch("edge", &PatchParams::default(), &Patch::Merge(&unfinalized))
+        .await
+        .expect("remove the finalizer");
+    pools
+        .delete("edge", &DeleteParams::default())
+        .await
+        .expect("delete the pool");
+    eventually(
+        "the pool and its agent gone",
+        Duration::from_secs(120),
+        || async {
+            let pods = Api::<Pod>::namespaced(client.clone(), MOVED)
+                .list(&selector)
+                .await
+                .map_err(|e| e.to_string())?;
+            let pool = pools.get_opt("edge").await.map_err(|e| e.to_string())?;
+            if pods.items.is_empty() && pool.is_none() {
+                Ok(())
+            } else {
+                Err(format!("{} pods", pods.items.len()))
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let left: Vec<(String, String)> = claim_api
+        .list(&selector)
+        .await
+        .expect("claims")
+        .items
+        .iter()
+        .map(|c| (c.name_any(), c.uid().unwrap_or_default()))
+        .collect();
+    assert_eq!(left, agent_claims, "the agent's claim outlives its pool");
+
+    let operator = start_operator(cp, "operator-2.log", &[], &[]);
+    pools
+        .create(&PostParams::default(), &pool)
+        .await
+        .expect("create the pool again");
+    eventually(
+        "the new pool held by RetainedDataFound",
+        Duration::from_secs(60),
+        || async {
+            let p = pools.get("edge").await.map_err(|e| e.to_string())?;
+            let degraded = p
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded"))
+                .cloned();
+            match degraded {
+                Some(c)
+                    if c.status == "True"
+                        && c.reason == "RetainedDataFound"
+                        && c.message.contains(&agent_claims[0].0) =>
+                {
+                    Ok(())
+                }
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pods = Api::<Pod>::namespaced(client.clone(), MOVED)
+        .list(&selector)
+        .await
+        .expect("pods");
+    assert!(
+        pods.items.is_empty(),
+        "no agent may start on a gone agent's claims"
+    );
+    // Cleared by the user: the claim deleted, then the pool (no agents: its finalizer has
+    // nothing to drain).
+    claim_api
+        .delete(&agent_claims[0].0, &DeleteParams::default())
+        .await
+        .expect("delete the claim");
+    pools
+        .delete("edge", &DeleteParams::default())
+        .await
+        .expect("delete the pool");
+    eventually("the new pool gone", Duration::from_secs(60), || async {
+        match pools.get_opt("edge").await.map_err(|e| e.to_string())? {
+            None => Ok(()),
+            Some(p) => Err(format!("{:?}", p.status)),
+        }
+    })
+    .await;
+    operator
 }

@@ -180,26 +180,40 @@ async fn provision(
         Err(kube::Error::Api(s)) if s.code == 409 => {}
         Err(e) => return Err(e.into()),
     }
-    volumes
-        .patch_status(
-            &pv_name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Bound"}})),
-        )
-        .await?;
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
-    claims
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns)
         .patch(
             &name,
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"volumeName": pv_name}})),
         )
         .await?;
-    claims
+    let capacity = json!({"storage": size});
+    mark_bound(client, &pv_name, &ns, &name, json!(access), capacity).await
+}
+
+/// Sets the PV and its claim `Bound`, the claim with the PV's access modes and capacity.
+async fn mark_bound(
+    client: &Client,
+    pv_name: &str,
+    ns: &str,
+    name: &str,
+    access: serde_json::Value,
+    capacity: serde_json::Value,
+) -> Result<(), ProvisionError> {
+    Api::<PersistentVolume>::all(client.clone())
         .patch_status(
-            &name,
+            pv_name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Bound", "accessModes": access, "capacity": {"storage": size}}})),
+            &Patch::Merge(json!({"status": {"phase": "Bound"}})),
+        )
+        .await?;
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"phase": "Bound", "accessModes": access, "capacity": capacity}}),
+            ),
         )
         .await?;
     Ok(())
@@ -246,23 +260,7 @@ async fn bind_prebound(
             &Patch::Merge(json!({"spec": {"claimRef": claim_ref}})),
         )
         .await?;
-    volumes
-        .patch_status(
-            &pv_name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Bound"}})),
-        )
-        .await?;
-    let capacity = pv_spec.capacity.unwrap_or_default();
-    let access = pv_spec.access_modes.unwrap_or_default();
-    Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns)
-        .patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(
-                json!({"status": {"phase": "Bound", "accessModes": access, "capacity": capacity}}),
-            ),
-        )
-        .await?;
-    Ok(())
+    let capacity = json!(pv_spec.capacity.unwrap_or_default());
+    let access = json!(pv_spec.access_modes.unwrap_or_default());
+    mark_bound(client, &pv_name, &ns, &name, access, capacity).await
 }

@@ -2,10 +2,11 @@
 //! apiserver with kube-controller-manager's garbage collector and namespace controller, the
 //! node runner, real ZooKeeper and the masters' simulator:
 //!
-//! 1. `deletionPolicy: Retain` (the default): deleting the MesosCluster leaves every data claim
-//!    and volume; re-created without `adoptRetainedData` it starts nothing and says
+//! 1. `deletionPolicy: Retain` (the default): a member replaced after losing its disk is fenced
+//!    and its volumes deleted; deleting the MesosCluster leaves every other data claim and
+//!    volume; re-created without `adoptRetainedData` it starts nothing and says
 //!    `RetainedDataFound`; with it, the same ensemble comes back with its data (a znode written
-//!    before, the masters' replicated logs with their identities).
+//!    before, the masters' replicated logs with their identities) and the fencing.
 //! 2. Deleting the namespace deletes the claims but leaves the volumes `Released`; re-created in
 //!    another namespace (after the documented relabelling) with adoption, the data is back.
 //! 3. `deletionPolicy: Delete`: deleting the MesosCluster removes the claims and the volumes.
@@ -25,8 +26,8 @@ use serde_json::json;
 
 mod common;
 use common::{
-    assert_masters_healthy, create_cluster, eventually, settled_master_view, start_operator,
-    wait_phase,
+    assert_masters_healthy, create_cluster, destroy_follower, eventually, settled_master_view,
+    start_operator, wait_completed, wait_phase,
 };
 
 const NS: &str = "retain-a";
@@ -223,6 +224,30 @@ async fn deleting_a_cluster_or_its_namespace_keeps_its_data_until_asked() {
         .put("/retain", "marker", MARKER)
         .await
         .expect("write the znode");
+    // A follower loses its disk and is replaced: fenced, its volumes deleted with its claims
+    // (on purpose, whatever the policy), its name recorded on every other claim and volume.
+    let original = claims(&client, NS).await;
+    let victim = destroy_follower(&client, &http, NS).await;
+    wait_completed(&client, NS, 3, Some(&victim), Duration::from_secs(240)).await;
+    let fenced: BTreeSet<String> = original
+        .iter()
+        .filter(|(name, _)| name.starts_with(&format!("{victim}-")))
+        .map(|(_, (_, pv))| pv.clone())
+        .collect();
+    assert_eq!(fenced.len(), 2, "{victim}: {original:?}");
+    eventually(
+        "the fenced member's volumes deleted",
+        Duration::from_secs(60),
+        || async {
+            let v = volumes(&client, &fenced).await;
+            if v.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{v:?}"))
+            }
+        },
+    )
+    .await;
     let logs = log_replicas(&client, &http, NS).await;
     let before = claims(&client, NS).await;
     assert_eq!(
@@ -313,6 +338,12 @@ async fn deleting_a_cluster_or_its_namespace_keeps_its_data_until_asked() {
         .await
         .expect("adopt");
     same_ensemble_with_its_data(&client, &http, NS, &logs).await;
+    let mc = clusters.get("prod").await.expect("the cluster");
+    let tombstones = mc.status.map(|s| s.tombstones.masters).unwrap_or_default();
+    assert!(
+        tombstones.iter().any(|t| t.name == victim),
+        "the fencing of {victim} survived the delete: {tombstones:?}"
+    );
     assert_eq!(
         claims(&client, NS).await,
         before,

@@ -8,7 +8,9 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{
+    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -135,15 +137,23 @@ pub async fn sync(client: &Client, root: &Path) -> Result<(), ProvisionError> {
     Ok(())
 }
 
+/// A claim's namespace, name, uid and spec.
+fn parts(claim: &PersistentVolumeClaim) -> (String, String, String, PersistentVolumeClaimSpec) {
+    let meta = &claim.metadata;
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+        meta.uid.clone().unwrap_or_default(),
+        claim.spec.clone().unwrap_or_default(),
+    )
+}
+
 async fn provision(
     client: &Client,
     root: &Path,
     claim: &PersistentVolumeClaim,
 ) -> Result<(), ProvisionError> {
-    let ns = claim.metadata.namespace.clone().unwrap_or_default();
-    let name = claim.metadata.name.clone().unwrap_or_default();
-    let uid = claim.metadata.uid.clone().unwrap_or_default();
-    let spec = claim.spec.clone().unwrap_or_default();
+    let (ns, name, uid, spec) = parts(claim);
     let pv_name = format!("pvc-{uid}");
     let dir = volume_dir(root, &pv_name);
     std::fs::create_dir_all(&dir).map_err(|source| ProvisionError::Dir {
@@ -229,10 +239,7 @@ async fn bind_prebound(
     client: &Client,
     claim: &PersistentVolumeClaim,
 ) -> Result<(), ProvisionError> {
-    let ns = claim.metadata.namespace.clone().unwrap_or_default();
-    let name = claim.metadata.name.clone().unwrap_or_default();
-    let uid = claim.metadata.uid.clone().unwrap_or_default();
-    let spec = claim.spec.clone().unwrap_or_default();
+    let (ns, name, uid, spec) = parts(claim);
     let pv_name = spec.volume_name.clone().unwrap_or_default();
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
     let Some(pv) = volumes.get_opt(&pv_name).await? else {

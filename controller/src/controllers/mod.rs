@@ -13,6 +13,7 @@ pub mod events;
 pub mod marathon_access;
 pub mod marathon_app;
 pub mod objects;
+pub mod retention;
 pub mod status;
 
 use std::collections::HashMap;

@@ -7,7 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::storage::{CACHING_MESSAGE, CACHING_RULE, CachingMode, Tier};
+use super::storage::{CACHING_MESSAGE, CACHING_RULE, CachingMode, DeletionPolicy, Tier};
 use super::{ABSOLUTE_PATH_PATTERN, ClusterRef, NAME_RULE, NAME_RULE_MESSAGE, cel_str};
 
 /// Mesos agents of one role with one disk layout.
@@ -82,6 +82,11 @@ pub struct MesosAgentPoolSpec {
     /// How agents are changed when their resources or attributes change.
     #[serde(default)]
     pub reconfiguration: Reconfiguration,
+    /// Retain (default): the agents' claims carry no owner reference and their volumes are kept
+    /// when the claims go, so removing the pool without its finalizer (CRDs deleted, namespace
+    /// deleted while the operator is stopped) keeps the data. Delete: they go with the pool.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
 }
 
 pub const WORK_DIR_DISK_MESSAGE: &str = "disks must include a disk whose mountPath is workDir (default /var/lib/mesos/slave): the agent checkpoint must survive restarts";

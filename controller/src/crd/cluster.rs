@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use super::recovery::{RECOVERY_FROM, RECOVERY_LOG_WIPE, RecoverFrom, Recovery};
-use super::storage::{CachingMode, Storage, Tier};
+use super::storage::{CachingMode, DeletionPolicy, Storage, Tier};
 use super::{
     ABSOLUTE_PATH_PATTERN, DURATION_PATTERN, NAME_RULE, NAME_RULE_MESSAGE, TIMESTAMP_PATTERN,
     cel_str,
@@ -64,6 +64,16 @@ pub struct MesosClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub storage_class_name: Option<String>,
+    /// Retain (default): the data claims of ZooKeeper and the masters outlive this resource and
+    /// their volumes are kept when the claims go (namespace deleted). Delete: they are deleted
+    /// with it. Pods, Services and budgets are always deleted with it.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+    /// Adopt data retained from a deleted MesosCluster of this name in this namespace (its
+    /// claims, or the Released volumes labelled for it) and the fencing recorded on them. Without
+    /// it, retained data stops the cluster (`Degraded=True/RetainedDataFound`): no member starts.
+    #[serde(default)]
+    pub adopt_retained_data: bool,
 }
 
 /// The ZooKeeper ensemble (2F+1 servers tolerate F failures).

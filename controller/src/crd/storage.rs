@@ -96,6 +96,19 @@ impl Storage {
     }
 }
 
+/// What happens to the data volumes (claims and the PersistentVolumes bound to them) when the
+/// resource that made them is deleted (see docs/adr/0002-deletion-keeps-data.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DeletionPolicy {
+    /// The claims outlive the resource (no owner reference) and their PersistentVolumes are
+    /// set to `persistentVolumeReclaimPolicy: Retain`, so neither deleting the resource, its
+    /// namespace nor its CRD deletes data.
+    #[default]
+    Retain,
+    /// The claims are owned by the resource and deleted with it; their volumes are deleted too.
+    Delete,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

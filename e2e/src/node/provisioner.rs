@@ -1,12 +1,16 @@
 //! The `local-dir` StorageClass (the cluster default): a directory and a PersistentVolume per
-//! claim, bound at once; when the claim is gone the directory is wiped and the PV deleted.
+//! claim, bound at once; when the claim is gone the directory is wiped and the PV deleted, unless
+//! the PV's reclaim policy is `Retain` (then it is `Released` and keeps its directory). A claim
+//! created with `spec.volumeName` is bound to that PV only as the PV controller would.
 //! Claims of Azure disk classes are served the same way, so manifests written for AKS (as the
 //! operator's are) run here unchanged: a local stand-in, not an emulation of disk performance.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{
+    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -76,8 +80,13 @@ pub async fn sync(client: &Client, root: &Path) -> Result<(), ProvisionError> {
             .as_ref()
             .is_none_or(|c| served.contains(c));
         let unbound = spec.volume_name.as_deref().unwrap_or_default().is_empty();
-        if ours && unbound && claim.metadata.deletion_timestamp.is_none() {
+        let deleting = claim.metadata.deletion_timestamp.is_some();
+        if ours && unbound && !deleting {
             provision(client, root, claim).await?;
+        }
+        let phase = claim.status.as_ref().and_then(|s| s.phase.as_deref());
+        if !unbound && !deleting && phase != Some("Bound") {
+            bind_prebound(client, claim).await?;
         }
     }
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
@@ -88,6 +97,21 @@ pub async fn sync(client: &Client, root: &Path) -> Result<(), ProvisionError> {
         let dir = spec.host_path.as_ref().map(|h| PathBuf::from(&h.path));
         let mine = dir.as_ref().is_some_and(|d| d.starts_with(root));
         if !mine || claim_uid.as_ref().is_none_or(|uid| live.contains(uid)) {
+            continue;
+        }
+        // As the PV controller: a volume whose claim is gone is Released; under `Retain` that is
+        // all (pv_controller.go reclaimVolume: "policy is Retain, nothing to do"), the data stays.
+        if spec.persistent_volume_reclaim_policy.as_deref() == Some("Retain") {
+            let phase = pv.status.as_ref().and_then(|s| s.phase.as_deref());
+            if phase != Some("Released") {
+                volumes
+                    .patch_status(
+                        &name,
+                        &PatchParams::default(),
+                        &Patch::Merge(json!({"status": {"phase": "Released"}})),
+                    )
+                    .await?;
+            }
             continue;
         }
         if let Some(dir) = dir
@@ -113,15 +137,23 @@ pub async fn sync(client: &Client, root: &Path) -> Result<(), ProvisionError> {
     Ok(())
 }
 
+/// A claim's namespace, name, uid and spec.
+fn parts(claim: &PersistentVolumeClaim) -> (String, String, String, PersistentVolumeClaimSpec) {
+    let meta = &claim.metadata;
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+        meta.uid.clone().unwrap_or_default(),
+        claim.spec.clone().unwrap_or_default(),
+    )
+}
+
 async fn provision(
     client: &Client,
     root: &Path,
     claim: &PersistentVolumeClaim,
 ) -> Result<(), ProvisionError> {
-    let ns = claim.metadata.namespace.clone().unwrap_or_default();
-    let name = claim.metadata.name.clone().unwrap_or_default();
-    let uid = claim.metadata.uid.clone().unwrap_or_default();
-    let spec = claim.spec.clone().unwrap_or_default();
+    let (ns, name, uid, spec) = parts(claim);
     let pv_name = format!("pvc-{uid}");
     let dir = volume_dir(root, &pv_name);
     std::fs::create_dir_all(&dir).map_err(|source| ProvisionError::Dir {
@@ -158,27 +190,84 @@ async fn provision(
         Err(kube::Error::Api(s)) if s.code == 409 => {}
         Err(e) => return Err(e.into()),
     }
-    volumes
-        .patch_status(
-            &pv_name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Bound"}})),
-        )
-        .await?;
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
-    claims
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), &ns)
         .patch(
             &name,
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"volumeName": pv_name}})),
         )
         .await?;
-    claims
+    let capacity = json!({"storage": size});
+    mark_bound(client, &pv_name, &ns, &name, json!(access), capacity).await
+}
+
+/// Sets the PV and its claim `Bound`, the claim with the PV's access modes and capacity.
+async fn mark_bound(
+    client: &Client,
+    pv_name: &str,
+    ns: &str,
+    name: &str,
+    access: serde_json::Value,
+    capacity: serde_json::Value,
+) -> Result<(), ProvisionError> {
+    Api::<PersistentVolume>::all(client.clone())
         .patch_status(
-            &name,
+            pv_name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"phase": "Bound", "accessModes": access, "capacity": {"storage": size}}})),
+            &Patch::Merge(json!({"status": {"phase": "Bound"}})),
+        )
+        .await?;
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns)
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"status": {"phase": "Bound", "accessModes": access, "capacity": capacity}}),
+            ),
         )
         .await?;
     Ok(())
+}
+
+/// Binds a claim created with `spec.volumeName` the way the PV controller does
+/// (kubernetes `pkg/controller/volume/persistentvolume/pv_controller.go`, `syncUnboundClaim`):
+/// only when the named PV exists, is not being deleted, has the claim's StorageClass, and is
+/// either unclaimed or pre-bound to exactly this claim (namespace and name, with no uid or this
+/// claim's uid). Otherwise the claim stays Pending, as it would on a real cluster (a Released
+/// PV still pointing at its old claim's uid is never rebound by itself).
+async fn bind_prebound(
+    client: &Client,
+    claim: &PersistentVolumeClaim,
+) -> Result<(), ProvisionError> {
+    let (ns, name, uid, spec) = parts(claim);
+    let pv_name = spec.volume_name.clone().unwrap_or_default();
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    let Some(pv) = volumes.get_opt(&pv_name).await? else {
+        return Ok(());
+    };
+    let pv_spec = pv.spec.clone().unwrap_or_default();
+    let reserved = match &pv_spec.claim_ref {
+        None => true,
+        Some(r) => {
+            r.namespace.as_deref() == Some(ns.as_str())
+                && r.name.as_deref() == Some(name.as_str())
+                && r.uid.as_deref().is_none_or(|u| u.is_empty() || u == uid)
+        }
+    };
+    let class_matches = pv_spec.storage_class_name == spec.storage_class_name;
+    if !reserved || !class_matches || pv.metadata.deletion_timestamp.is_some() {
+        return Ok(());
+    }
+    let claim_ref = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                           "namespace": ns, "name": name, "uid": uid});
+    volumes
+        .patch(
+            &pv_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"claimRef": claim_ref}})),
+        )
+        .await?;
+    let capacity = json!(pv_spec.capacity.unwrap_or_default());
+    let access = json!(pv_spec.access_modes.unwrap_or_default());
+    mark_bound(client, &pv_name, &ns, &name, access, capacity).await
 }

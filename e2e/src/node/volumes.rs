@@ -140,11 +140,26 @@ async fn materialise_one(
                 ))
             })?;
         let pvs: Api<PersistentVolume> = Api::all(client.clone());
+        // As the kubelet (volumemanager/populator/desired_state_of_world_populator.go): the
+        // claim must be Bound and its PV's claimRef must carry this claim's uid.
+        if claim.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Bound") {
+            return Err(not_ready(format!(
+                "persistentvolumeclaim {:?} is not bound",
+                source.claim_name
+            )));
+        }
         let pv = pvs
             .get(&pv_name)
             .await
             .map_err(|e| not_ready(e.to_string()))?;
         let spec = pv.spec.unwrap_or_default();
+        let bound_uid = spec.claim_ref.as_ref().and_then(|r| r.uid.clone());
+        if bound_uid.is_none() || bound_uid != claim.metadata.uid {
+            return Err(not_ready(format!(
+                "found PV object {pv_name:?} but its pv.Spec.ClaimRef.UID ({bound_uid:?}) does not point to claim.UID ({:?})",
+                claim.metadata.uid
+            )));
+        }
         let path = spec
             .host_path
             .map(|h| h.path)

@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::controllers::cluster::member::{
     LABEL_MEMBER, LABEL_ROLE, config_hash, env, http_readiness, ports, storage_class_name,
 };
+use crate::controllers::retention::DataOwner;
 use crate::crd::MesosAgentPool;
 use crate::crd::agent_pool::{AgentRole, ReconfigurationPolicy};
 use crate::crd::storage::Storage;
@@ -297,12 +298,30 @@ pub fn claim_name(pool: &MesosAgentPool, ordinal: u32, volume: &AgentVolume) -> 
     format!("{}-{}", pod_name(pool, ordinal), volume.name)
 }
 
-/// The claims of agent `ordinal`, sized by tier, classed by caching (or the override).
+/// The pool as the owner of its agents' claims (docs/adr/0002-deletion-keeps-data.md): under
+/// `deletionPolicy: Retain` they carry no owner reference and their volumes are kept.
+pub fn data_owner(pool: &MesosAgentPool) -> DataOwner {
+    let mut owner = DataOwner::new(
+        pool,
+        LABEL_POOL,
+        pool.spec.deletion_policy,
+        Default::default(),
+    );
+    owner.delete_own_orphans = true;
+    owner
+}
+
+/// The claims of agent `ordinal`, sized by tier, classed by caching (or the override), owned
+/// by the pool only under `deletionPolicy: Delete`.
 pub fn claims(pool: &MesosAgentPool, ordinal: u32) -> Vec<PersistentVolumeClaim> {
     volumes(pool)
         .iter()
         .map(|v| PersistentVolumeClaim {
-            metadata: meta(pool, ordinal, claim_name(pool, ordinal, v)),
+            metadata: {
+                let mut meta = meta(pool, ordinal, claim_name(pool, ordinal, v));
+                data_owner(pool).stamp(&mut meta);
+                meta
+            },
             spec: Some(PersistentVolumeClaimSpec {
                 access_modes: Some(vec!["ReadWriteOnce".into()]),
                 storage_class_name: Some(storage_class_name(
@@ -598,6 +617,10 @@ mod tests {
                 "private-agent-2-volume0",
                 "private-agent-2-volume1"
             ]
+        );
+        assert!(
+            claims.iter().all(|c| c.metadata.owner_references.is_none()),
+            "retained by default: no owner reference on an agent's claims"
         );
         let spec = claims[3].spec.clone().unwrap();
         assert_eq!(

@@ -32,7 +32,7 @@ use super::cluster::{masters, zookeeper};
 use super::conditions::{self, ACCEPTED};
 use super::error::ReconcileError;
 use super::{Context, Managed, accept};
-use crate::controllers::objects;
+use crate::controllers::{objects, retention};
 use crate::crd::agent_pool::{AgentStatus, ReconfigurationPolicy};
 use crate::crd::{MesosAgentPool, MesosCluster};
 use crate::mesos::operator_api::{self, Agent, OperatorApi, OperatorApiError};
@@ -93,6 +93,24 @@ pub async fn reconcile(cached: &MesosAgentPool, ctx: &Context) -> Result<Action,
     let mine = ListParams::default().labels(&format!("{}={}", agent::LABEL_POOL, pool.name_any()));
     let pods = list::<Pod>(ctx, &ns, &mine).await?;
     let claims = list::<PersistentVolumeClaim>(ctx, &ns, &mine).await?;
+    // Claims a deleted pool of this name left (deletionPolicy: Retain) are never mounted by a
+    // new agent (their checkpoint belongs to an agent id that is gone): nothing starts until the
+    // user has dealt with them (docs/adr/0002-deletion-keeps-data.md).
+    let owner = agent::data_owner(pool);
+    let retained: Vec<String> = owner
+        .retained(&claims)
+        .iter()
+        .map(|c| c.name_any())
+        .collect();
+    let claims: Vec<PersistentVolumeClaim> = claims.into_iter().filter(|c| owner.owns(c)).collect();
+    // Before any step: a claim deleted by this pass is not patched afterwards, and the volumes
+    // of agents removed by earlier passes (the finalizer's too) are released for deletion.
+    let volumes = retention::volumes(&ctx.client, &owner)
+        .await
+        .map_err(kube("listing the agents' volumes"))?;
+    retention::sync(&ctx.client, &owner, &claims, &volumes)
+        .await
+        .map_err(kube("keeping the agents' volumes to spec.deletionPolicy"))?;
     let cluster = Api::<MesosCluster>::namespaced(ctx.client.clone(), &ns)
         .get_opt(&pool.spec.cluster_ref.name)
         .await
@@ -166,7 +184,18 @@ pub async fn reconcile(cached: &MesosAgentPool, ctx: &Context) -> Result<Action,
         usize::try_from(mc.spec.zookeeper.replicas).unwrap_or(0)
     });
     let first_agents = pods.is_empty() && zk.len() < declared;
-    let plan = if !deleting && (cluster.is_none() || zk.is_empty() || first_agents) {
+    let plan = if !deleting && !retained.is_empty() {
+        Plan {
+            steps: Vec::new(),
+            verdict: Verdict::Degraded {
+                reason: "RetainedDataFound",
+                message: format!(
+                    "Claims left by a deleted MesosAgentPool of this name: {}. Their agents were marked gone, so no new agent starts on them: delete them (after copying what you need) to start the pool, or use another pool name.",
+                    retained.join(", ")
+                ),
+            },
+        }
+    } else if !deleting && (cluster.is_none() || zk.is_empty() || first_agents) {
         Plan {
             steps: Vec::new(),
             verdict: Verdict::Progressing {

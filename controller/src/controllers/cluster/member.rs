@@ -114,15 +114,18 @@ impl Member {
         }
     }
 
-    /// A claim named `<member>-<volume>` for one of the member's volumes.
+    /// A claim named `<member>-<volume>` for one of the member's volumes, owned by the cluster
+    /// only under `deletionPolicy: Delete` (docs/adr/0002-deletion-keeps-data.md).
     pub fn claim(
         &self,
         mc: &MesosCluster,
         volume: &str,
         storage: &Storage,
     ) -> PersistentVolumeClaim {
+        let mut metadata = self.meta(mc, format!("{}-{volume}", self.name(mc)));
+        super::retain::owner(mc).stamp(&mut metadata);
         PersistentVolumeClaim {
-            metadata: self.meta(mc, format!("{}-{volume}", self.name(mc))),
+            metadata,
             spec: Some(PersistentVolumeClaimSpec {
                 access_modes: Some(vec!["ReadWriteOnce".into()]),
                 storage_class_name: Some(storage_class_name(
@@ -444,6 +447,17 @@ mod tests {
         assert_eq!(
             spec.resources.unwrap().requests.unwrap()["storage"],
             Quantity("512Gi".into())
+        );
+        assert_eq!(pvc.metadata.owner_references, None, "retained by default");
+        assert_eq!(
+            pvc.metadata.annotations.unwrap()[crate::controllers::retention::ANNOTATION_OWNER_UID],
+            "0b5c0e6e-1a2b-4c3d-8e9f-001122334455"
+        );
+        let deleted = cluster(serde_json::json!({"deletionPolicy": "Delete"}));
+        let pvc = Member::new(Role::Master, 1).claim(
+            &deleted,
+            "work",
+            &Storage::new(Tier::P20, CachingMode::ReadWrite),
         );
         assert_eq!(
             pvc.metadata.owner_references.unwrap()[0].kind,

@@ -17,6 +17,7 @@ pub mod observe;
 pub mod probe;
 pub mod reconcile;
 pub mod recovery;
+pub mod retain;
 pub mod zookeeper;
 
 /// A MesosCluster for unit tests: `prod` in namespace `dcos`, with a uid so it can own objects.

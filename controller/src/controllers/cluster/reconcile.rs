@@ -21,12 +21,13 @@ use super::member::{
     pod_ready,
 };
 use super::{
-    apply, desired, disruption, execute, marathon, masters, observe, probe, recovery, zookeeper,
+    apply, desired, disruption, execute, marathon, masters, observe, probe, recovery, retain,
+    zookeeper,
 };
 use crate::controllers::conditions::{self, ACCEPTED, Desired as Want};
 use crate::controllers::error::ReconcileError;
-use crate::controllers::objects;
 use crate::controllers::{Context, Managed, accept, events, marathon_access, status};
+use crate::controllers::{objects, retention};
 use crate::crd::MesosCluster;
 use crate::crd::cluster::{MemberStatus, RoleStatus};
 use crate::quorum::{self, Clock, Decision, Observed, OperationUpdate};
@@ -75,6 +76,24 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         .await
         .map_err(kube("listing claims"))?
         .items;
+    // Data left by a deleted incarnation of this cluster (docs/adr/0002-deletion-keeps-data.md):
+    // its fencing is always restored; the rest is adopted only when the spec asks, and until
+    // then nothing is started.
+    let owner = retain::owner(mc);
+    let volumes = retention::volumes(&ctx.client, &owner)
+        .await
+        .map_err(kube("listing the retained volumes"))?;
+    let retained = retain::Retained::find(&owner, &claims, &volumes);
+    if !mc.spec.paused && !retained.tombstones.is_empty() {
+        retain::restore_tombstones(mc, ctx, &retained.tombstones).await?;
+        return Ok(Action::requeue(CHANGING));
+    }
+    if !mc.spec.paused && !retained.is_empty() && mc.spec.adopt_retained_data {
+        retain::adopt(mc, ctx, &owner, &retained).await?;
+        return Ok(Action::requeue(CHANGING));
+    }
+    let held = (!retained.is_empty()).then(|| retained.message());
+
     // The Marathon Secrets, read once: how to reach the servers, and their config digest.
     let secrets = marathon_access::Secrets::fetch(&ctx.client, mc).await;
     let access = match &secrets {
@@ -104,7 +123,12 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
     let desired = desired::desired(mc, &zk);
     let decision = quorum::plan(&desired, &observed, operation.as_ref(), clock);
     let mut marathon_settled = true;
-    if !mc.spec.paused {
+    if !mc.spec.paused && held.is_none() {
+        // Before any step, so no claim this pass deletes is patched afterwards.
+        ctx.leadership.ensure_leading()?;
+        retention::sync(&ctx.client, &owner, &claims, &volumes)
+            .await
+            .map_err(kube("keeping the data volumes to spec.deletionPolicy"))?;
         recovery::record(
             mc,
             ctx,
@@ -119,6 +143,7 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         let mut steps = apply::steps(mc, &decision, &observed, &incarnation);
         apply::count_action(&mut steps, operation.as_ref());
         if !steps.is_empty() {
+            retain::before_fencing(ctx, &owner, &steps, &claims, &volumes).await?;
             execute::execute(&ctx.client, mc, &steps, &ctx.leadership).await?;
             publish(mc, ctx, &decision, &steps, &observed).await;
         }
@@ -141,7 +166,10 @@ pub async fn reconcile(mc: &MesosCluster, ctx: &Context) -> Result<Action, Recon
         &pods,
         &decision,
         operation.as_ref(),
-        marathon_secrets.as_ref().err(),
+        Holds {
+            marathon_secrets: marathon_secrets.as_ref().err(),
+            retained: held.as_deref(),
+        },
         clock.now,
     );
     view.marathon.leader = marathon_leader;
@@ -432,15 +460,27 @@ impl ClusterStatusView {
     }
 }
 
+/// What keeps the cluster from acting besides the planner.
+struct Holds<'a> {
+    /// A Marathon Secret cannot be read: no Marathon server is started or restarted.
+    marathon_secrets: Option<&'a marathon_access::AccessError>,
+    /// Data of a deleted incarnation awaits a decision (docs/adr/0002-deletion-keeps-data.md).
+    retained: Option<&'a str>,
+}
+
 fn status_view(
     mc: &MesosCluster,
     observed: &Observed,
     pods: &[Pod],
     decision: &Decision,
     operation: Option<&quorum::Operation>,
-    marathon_secrets: Option<&marathon_access::AccessError>,
+    holds: Holds<'_>,
     now: chrono::DateTime<Utc>,
 ) -> ClusterStatusView {
+    let Holds {
+        marathon_secrets,
+        retained,
+    } = holds;
     let zk_health = quorum::zookeeper_health(&observed.zookeeper);
     let master_health = quorum::masters_health(&observed.masters);
     let quorate = zk_health.quorate() && master_health.quorate();
@@ -479,6 +519,12 @@ fn status_view(
         }
     };
     let progressing = match (decision, operation) {
+        _ if retained.is_some() && !mc.spec.paused => Want {
+            type_: "Progressing",
+            status: false,
+            reason: "RetainedDataFound",
+            message: "Waiting for a decision on retained data (see Degraded).".into(),
+        },
         _ if mc.spec.paused => Want {
             type_: "Progressing",
             status: false,
@@ -523,6 +569,12 @@ fn status_view(
         },
     };
     let degraded = match (decision, operation, marathon_secrets) {
+        _ if let Some(message) = retained => Want {
+            type_: "Degraded",
+            status: true,
+            reason: "RetainedDataFound",
+            message: message.to_string(),
+        },
         (Decision::Blocked(b), _, _) => Want {
             type_: "Degraded",
             status: true,

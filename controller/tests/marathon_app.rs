@@ -144,6 +144,37 @@ fn none_left<T: std::fmt::Debug>(left: &[T]) -> Result<(), String> {
     }
 }
 
+/// Deletes resource `name` and waits until it is gone (its finalizer done).
+async fn delete_and_wait(apps: &Api<MarathonApp>, name: &str) {
+    apps.delete(name, &DeleteParams::default()).await.unwrap();
+    eventually(
+        &format!("{name} deleted"),
+        Duration::from_secs(60),
+        || async {
+            match apps.get_opt(name).await.map_err(|e| e.to_string())? {
+                None => Ok(()),
+                Some(a) => Err(format!("still there: {:?}", a.metadata.finalizers)),
+            }
+        },
+    )
+    .await;
+}
+
+/// Waits until Marathon no longer has app `id`.
+async fn gone_from_marathon(marathon: &Marathon, id: &str) {
+    eventually(
+        &format!("{id} gone from Marathon"),
+        Duration::from_secs(60),
+        || async {
+            match marathon.app(id).await {
+                Some(Value::Null) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    )
+    .await;
+}
+
 /// The reason of condition `type_` when it is True for the current generation.
 fn condition<'a>(app: &'a MarathonApp, type_: &str) -> Option<&'a str> {
     let s = app.status.as_ref()?;
@@ -500,17 +531,7 @@ async fn marathon_apps_through_the_operator() {
         },
     )
     .await;
-    eventually(
-        "scale gone from Marathon",
-        Duration::from_secs(60),
-        || async {
-            match marathon.app("/apps/scale").await {
-                Some(Value::Null) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    gone_from_marathon(&marathon, "/apps/scale").await;
     assert!(
         marathon
             .app("/apps/orphan")
@@ -578,16 +599,7 @@ async fn marathon_apps_through_the_operator() {
     assert_eq!(untouched["version"], foreign_version, "{untouched}");
     assert_eq!(untouched["cmd"], "sleep 3600");
     // Deleting the resource (policy Delete) leaves the app it never owned.
-    apps.delete("foreign", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("foreign resource gone", Duration::from_secs(60), || async {
-        match apps.get_opt("foreign").await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(_) => Err("still there".to_string()),
-        }
-    })
-    .await;
+    delete_and_wait(&apps, "foreign").await;
     let kept = marathon.app("/apps/foreign").await.expect("foreign app");
     assert_eq!(
         kept["version"], foreign_version,
@@ -618,33 +630,15 @@ async fn marathon_apps_through_the_operator() {
         message.iter().any(|c| c.message.contains("apps/foreign")),
         "{message:?}"
     );
-    apps.delete("twin", &DeleteParams::default()).await.unwrap();
-    eventually("twin gone", Duration::from_secs(60), || async {
-        match apps.get_opt("twin").await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(_) => Err("still there".to_string()),
-        }
-    })
-    .await;
+    delete_and_wait(&apps, "twin").await;
     let after_twin = marathon.app("/apps/foreign").await.expect("foreign app");
     assert_eq!(
         after_twin["cmd"], "sleep 7200",
         "the twin wrote: {after_twin}"
     );
-    apps.delete("foreign", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually(
-        "the adopted app deleted with its resource",
-        Duration::from_secs(60),
-        || async {
-            match marathon.app("/apps/foreign").await {
-                Some(Value::Null) => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
-    .await;
+    delete_and_wait(&apps, "foreign").await;
+    // The adopted app goes with its resource.
+    gone_from_marathon(&marathon, "/apps/foreign").await;
 
     // An app of a cluster that does not exist: reported, and deleting it is not blocked.
     let ghost = app(
@@ -659,16 +653,7 @@ async fn marathon_apps_through_the_operator() {
             .iter()
             .any(|f| f == "mesos.operator.dev/marathon-app")
     );
-    apps.delete("ghost", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("ghost deleted", Duration::from_secs(60), || async {
-        match apps.get_opt("ghost").await.map_err(|e| e.to_string())? {
-            None => Ok(()),
-            Some(a) => Err(format!("still there: {:?}", a.metadata.finalizers)),
-        }
-    })
-    .await;
+    delete_and_wait(&apps, "ghost").await;
     assert!(
         notes(&client, "ghost")
             .await

@@ -205,6 +205,23 @@ async fn wait_condition(
     .await
 }
 
+/// Waits until `name` is Degraded for its current generation, and checks the reason.
+async fn wait_degraded(
+    apps: &Api<MarathonApp>,
+    name: &str,
+    reason: &str,
+    timeout: Duration,
+) -> MarathonApp {
+    let app = wait_condition(apps, name, "Degraded", timeout).await;
+    assert_eq!(
+        condition(&app, "Degraded"),
+        Some(reason),
+        "{name}: {:?}",
+        app.status
+    );
+    app
+}
+
 fn app(name: &str, spec: Value) -> MarathonApp {
     serde_json::from_value(json!({
         "apiVersion": "mesos.operator.dev/v1alpha1", "kind": "MarathonApp",
@@ -409,8 +426,13 @@ async fn marathon_apps_through_the_operator() {
     );
 
     // The failing app: never Ready; after its 25 s timeout rolled back and reported.
-    let sick = wait_condition(&apps, "sick", "Degraded", Duration::from_secs(120)).await;
-    assert_eq!(condition(&sick, "Degraded"), Some("DeploymentTimedOut"));
+    let sick = wait_degraded(
+        &apps,
+        "sick",
+        "DeploymentTimedOut",
+        Duration::from_secs(120),
+    )
+    .await;
     assert_eq!(condition(&sick, "Ready"), None, "never Ready");
     let s = sick.status.unwrap();
     assert_eq!(s.rolled_back_generation, sick.metadata.generation);
@@ -572,13 +594,7 @@ async fn marathon_apps_through_the_operator() {
         )
     };
     apps.create(&pp, &foreign()).await.unwrap();
-    let f = wait_condition(&apps, "foreign", "Degraded", Duration::from_secs(60)).await;
-    assert_eq!(
-        condition(&f, "Degraded"),
-        Some("AppExists"),
-        "{:?}",
-        f.status
-    );
+    wait_degraded(&apps, "foreign", "AppExists", Duration::from_secs(60)).await;
     // Several passes later (one every 30 s when settled; a spec edit forces one at once) the app
     // is as its maker left it.
     apps.patch(
@@ -588,13 +604,7 @@ async fn marathon_apps_through_the_operator() {
     )
     .await
     .unwrap();
-    let f = wait_condition(&apps, "foreign", "Degraded", Duration::from_secs(60)).await;
-    assert_eq!(
-        condition(&f, "Degraded"),
-        Some("AppExists"),
-        "{:?}",
-        f.status
-    );
+    wait_degraded(&apps, "foreign", "AppExists", Duration::from_secs(60)).await;
     let untouched = marathon.app("/apps/foreign").await.expect("foreign app");
     assert_eq!(untouched["version"], foreign_version, "{untouched}");
     assert_eq!(untouched["cmd"], "sleep 3600");
@@ -623,8 +633,7 @@ async fn marathon_apps_through_the_operator() {
                "app": {"id": "/apps/foreign", "cmd": "sleep 60", "instances": 1}}),
     );
     apps.create(&pp, &twin).await.unwrap();
-    let t = wait_condition(&apps, "twin", "Degraded", Duration::from_secs(60)).await;
-    assert_eq!(condition(&t, "Degraded"), Some("AppOwnedByAnother"));
+    let t = wait_degraded(&apps, "twin", "AppOwnedByAnother", Duration::from_secs(60)).await;
     let message = &t.status.as_ref().unwrap().conditions;
     assert!(
         message.iter().any(|c| c.message.contains("apps/foreign")),
@@ -646,8 +655,7 @@ async fn marathon_apps_through_the_operator() {
         json!({"clusterRef": {"name": "ghost"}, "app": {"cmd": "sleep 3600"}}),
     );
     apps.create(&pp, &ghost).await.unwrap();
-    let g = wait_condition(&apps, "ghost", "Degraded", Duration::from_secs(60)).await;
-    assert_eq!(condition(&g, "Degraded"), Some("ClusterNotFound"));
+    let g = wait_degraded(&apps, "ghost", "ClusterNotFound", Duration::from_secs(60)).await;
     assert!(
         g.finalizers()
             .iter()
